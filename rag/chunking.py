@@ -1,0 +1,72 @@
+"""Paper → Chunks: sentence-aligned runs of an abstract, cut by llama-index's SentenceSplitter, sized in
+cl100k tokens counted by tiktoken."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from rag.types import Chunk, Paper
+
+TOKEN_ENCODING = "cl100k_base"
+
+
+class Chunker:
+    """Cuts abstracts into chunks of whole sentences of at most `chunk_tokens` tokens."""
+
+    def __init__(self, chunk_tokens: int, chunk_overlap: int = 0) -> None:
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+
+    @property
+    def signature(self) -> str:
+        """Everything that decides where chunks fall; a stored paper cut another way is cut again."""
+        return f"llama-index-sentence/{TOKEN_ENCODING}/{self.chunk_tokens}/{self.chunk_overlap}"
+
+    @cached_property
+    def _encoding(self):  # type: ignore[no-untyped-def]
+        import tiktoken
+
+        return tiktoken.get_encoding(TOKEN_ENCODING)
+
+    @cached_property
+    def _splitter(self):  # type: ignore[no-untyped-def]
+        from llama_index.core.node_parser import SentenceSplitter
+
+        return SentenceSplitter(
+            chunk_size=self.chunk_tokens,
+            chunk_overlap=self.chunk_overlap,
+            tokenizer=self._encoding.encode,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Number of cl100k tokens in `text`."""
+        return len(self._encoding.encode(text))
+
+    def chunk(self, paper: Paper) -> list[Chunk]:
+        """The paper's abstract as chunks; each chunk's text is exactly abstract[start:end]."""
+        abstract = paper.abstract
+        chunks: list[Chunk] = []
+        cursor = 0
+        for index, text in enumerate(self._splitter.split_text(abstract)):
+            start = abstract.find(text, cursor)
+            if start < 0:  # the splitter never rewrites text; if it ever does, fail loudly rather than misquote
+                raise RuntimeError(f"chunk {index} of paper {paper.paper_id} is not a substring of its abstract")
+            end = start + len(text)
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{paper.paper_id}:{index}",
+                    paper_id=paper.paper_id,
+                    index=index,
+                    text=text,
+                    start=start,
+                    end=end,
+                    tokens=self.count_tokens(text),
+                )
+            )
+            cursor = start + 1 if self.chunk_overlap else end
+        return chunks
+
+
+def embedding_text(paper: Paper, chunk: Chunk) -> str:
+    """What is embedded for a chunk: its paper's title gives the passage its topic."""
+    return f"{paper.title}\n{chunk.text}" if paper.title else chunk.text

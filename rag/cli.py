@@ -1,0 +1,166 @@
+"""The `rag` command: thin click commands over the library; a RagError becomes one line and exit code 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rag import api
+from rag.config import load_settings
+from rag.errors import RagError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def user_errors(command: F) -> F:
+    """Print a RagError as one line on stderr and exit 1; anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; the next `rag ingest` completes whatever was left half-done")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Ask questions of a collection of machine-learning paper abstracts."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="Remove stored papers that are no longer in the given files.")
+@user_errors
+def ingest(paths: tuple[Path, ...], prune: bool) -> None:
+    """Parse, chunk, embed and store PATHS (files or folders; the shipped corpus when none)."""
+    from rich.console import Console
+
+    settings = load_settings()
+    console = Console(stderr=True)
+    with _progress(console) as progress:
+        report = api.ingest(list(paths) or None, prune=prune, settings=settings, progress=progress)
+    for problem in report.problems:
+        if problem.line is not None:
+            click.echo(f"warning: {problem}", err=True)
+    for failed in report.failed_files:
+        click.echo(f"error: {failed.error}", err=True)
+    good = [f for f in report.files if f.error is None]
+    seconds = report.seconds["total"]
+    click.echo(f"ingested {len(good)} of {len(report.files)} files in {seconds:.1f} s")
+    click.echo(
+        f"papers  found {report.found} · new {report.new} · changed {report.changed} · "
+        f"unchanged {report.unchanged} · removed {report.removed} · {report.papers_total} in store"
+    )
+    click.echo(f"chunks  {report.chunks_total} in store · {report.chunks_embedded} embedded this run")
+    if report.failed_files:
+        sys.exit(1)
+
+
+class _progress:
+    """A progress bar on a terminal; elsewhere one line per committed batch (a log shows how far it got)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[str, int, int], None]:
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None:
+            if done:
+                click.echo(f"{stage}: {done}/{total} papers stored", err=True)
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("chunk, embed, store", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@main.command()
+@click.option("--jsonl", is_flag=True, help="One JSON record per paper, with every field.")
+@click.option("--search", metavar="TEXT", help="Only papers whose title or abstract contains TEXT.")
+@click.option("--author", metavar="NAME", help="Only papers with an author whose name contains NAME.")
+@click.option("--year", type=int, metavar="Y", help="Only papers published in year Y.")
+@user_errors
+def papers(jsonl: bool, search: str | None, author: str | None, year: int | None) -> None:
+    """List the stored papers."""
+    found = api.list_papers(search=search, author=author, year=year, settings=load_settings())
+    if jsonl:
+        for paper in found:
+            click.echo(json.dumps(paper.model_dump(mode="json"), ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no stored paper matches" if (search or author or year) else "the store is empty; run `rag ingest`")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for column in ("id", "date", "title", "authors", "found in"):
+        table.add_column(column, overflow="fold")
+    for paper in found:
+        authors = ""
+        if paper.authors:
+            others = len(paper.authors) - 1
+            authors = paper.authors[0] + (f" +{others}" if others else "") + (" et al." if paper.et_al else "")
+        elif paper.n_authors:
+            authors = f"{paper.n_authors} authors"
+        where = ", ".join(f"{s.file[:3]}#{s.position}" for s in paper.sources)
+        table.add_row(paper.paper_id, paper.date or "", paper.label(90), authors, where)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+    click.echo(f"{len(found)} papers")
+
+
+@main.command()
+@user_errors
+def stats() -> None:
+    """Papers per source file, chunks, store location and size, embedding model."""
+    info = api.store_stats(load_settings())
+    size = "n/a (server)" if info.size_bytes is None else f"{info.size_bytes / 1e6:.1f} MB"
+    click.echo(f"store      {info.location} ({'server' if info.server else 'embedded'}, {size})")
+    click.echo(f"embedding  {info.embedder}")
+    click.echo(f"chunking   {info.chunking}")
+    click.echo(f"papers     {info.papers}")
+    click.echo(f"chunks     {info.chunks}")
+    for file, count in info.papers_per_file.items():
+        click.echo(f"  {file}  {count} papers")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""One Settings object read from RAG_* environment variables, and the offline environment every run needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CORPUS_DIR = PACKAGE_DIR / "data" / "corpus"
+DEFAULT_HOME = Path(".rag")
+DEFAULT_COLLECTION = "abstracts"
+DEFAULT_EMBEDDING = "local"
+DEFAULT_CHROMA_HOST = "127.0.0.1"
+DEFAULT_CHROMA_PORT = 8000
+# Chunks of about three sentences: small enough that a citation points at the sentences behind a claim,
+# large enough to hold one idea; all-MiniLM-L6-v2 was trained on sequences of at most 128 word pieces.
+DEFAULT_CHUNK_TOKENS = 128
+DEFAULT_CHUNK_OVERLAP = 0
+DEFAULT_EMBED_BATCH = 32
+# Papers written per store transaction: the unit an interrupted ingest can lose and redo.
+DEFAULT_INGEST_BATCH = 16
+
+
+def apply_offline_environment() -> None:
+    """Point every library at what is on disk so that nothing reaches for the network.
+
+    tiktoken downloads its BPE files unless TIKTOKEN_CACHE_DIR names a cache; llama-index-core ships one.
+    Hugging Face libraries look models up on the hub unless told they are offline. Chroma and Gradio send
+    telemetry unless told not to. Values the user set are kept.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is not None and spec.origin is not None:
+        cache = Path(spec.origin).parent / "_static" / "tiktoken_cache"
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Settings(BaseSettings):
+    """Every knob of the program; each field is read from the environment variable RAG_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Folder for everything the program writes (the embedded store, caches, reports).",
+    )
+    corpus: Path = Field(
+        default=DEFAULT_CORPUS_DIR,
+        description="Files or folder `rag ingest` reads when given no path: the shipped abstracts by default.",
+    )
+    chroma_host: str | None = Field(
+        default=None,
+        description="Host of a Chroma server; when it or RAG_CHROMA_PORT is set the store is that server.",
+    )
+    chroma_port: int | None = Field(default=None, description="Port of a Chroma server (8000 when only the host is set).")
+    collection: str = Field(
+        default=DEFAULT_COLLECTION,
+        description="Prefix of the Chroma collection names, so that several corpora can share one server.",
+    )
+    embedding: str = Field(
+        default=DEFAULT_EMBEDDING,
+        description="`local` (all-MiniLM-L6-v2, shipped) or `openai:<model>` (an OpenAI-compatible endpoint).",
+    )
+    embed_batch: int = Field(default=DEFAULT_EMBED_BATCH, ge=1, description="Texts per embedding call.")
+    chunk_tokens: int = Field(default=DEFAULT_CHUNK_TOKENS, ge=16, description="Largest chunk, in cl100k tokens.")
+    chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0, description="Tokens shared by neighbouring chunks.")
+    ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")
+
+    @field_validator("embedding")
+    @classmethod
+    def _known_embedding(cls, value: str) -> str:
+        if value == "local" or (value.startswith("openai:") and len(value) > len("openai:")):
+            return value
+        raise ValueError(f"RAG_EMBEDDING={value!r}: use 'local' or 'openai:<model>', e.g. openai:text-embedding-3-small")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"RAG_CHUNK_OVERLAP={self.chunk_overlap} must be smaller than RAG_CHUNK_TOKENS={self.chunk_tokens}"
+            )
+        return self
+
+    @property
+    def server_mode(self) -> bool:
+        """True when the store is a Chroma server rather than files under `home`."""
+        return self.chroma_host is not None or self.chroma_port is not None
+
+    @property
+    def chroma_address(self) -> tuple[str, int]:
+        """Host and port of the Chroma server, with the defaults filled in."""
+        return (self.chroma_host or DEFAULT_CHROMA_HOST, self.chroma_port or DEFAULT_CHROMA_PORT)
+
+    @property
+    def chroma_path(self) -> Path:
+        """Folder of the embedded Chroma store."""
+        return self.home / "chroma"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with keyword overrides; a bad value becomes a one-line ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"RAG_{field.upper()}: {message}" if first["loc"] else message) from exc

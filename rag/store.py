@@ -1,0 +1,274 @@
+"""Chroma, embedded (files under RAG_HOME) or a server (RAG_CHROMA_HOST/PORT): the only module that imports chromadb.
+
+Two collections per embedding model: `<prefix>-chunks-<model>` holds every chunk with its vector and its
+paper's metadata; `<prefix>-papers-<model>` holds one record per paper, written after its chunks. The paper
+record is the commit mark: chunks whose paper has no record (an ingest killed between the two writes) are
+not part of the store, are never returned, and are removed by the next ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.corpus import merge_records
+from rag.errors import StoreError
+from rag.types import Chunk, Paper, PaperRecord
+
+SCHEMA_VERSION = 1
+_PAGE = 2000
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    """A paper as the store holds it: the per-file records it was merged from, and what it was built from."""
+
+    paper: Paper
+    records: list[PaperRecord]
+    content_hash: str
+    meta_hash: str
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class PaperUpdate:
+    """A paper's record as it is to be stored: what it was merged from and what it was built from."""
+
+    paper: Paper
+    records: list[PaperRecord]
+    content_hash: str
+    meta_hash: str
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class PaperWrite(PaperUpdate):
+    """A paper to store with its chunks and one vector per chunk."""
+
+    chunks: list[Chunk]
+    vectors: list[list[float]]
+
+
+def paper_metadata(paper: Paper) -> dict[str, Any]:
+    """The paper's fields as flat Chroma metadata (None and empty values left out), for filters on chunks."""
+    fields: dict[str, Any] = {
+        "paper_id": paper.paper_id,
+        "title": paper.title,
+        "year": paper.year,
+        "date": paper.date,
+        "published": paper.published.isoformat() if paper.published else None,
+        "category": paper.category,
+        "has_code": paper.has_code,
+        "n_authors": paper.n_authors,
+        "authors": paper.authors or None,
+        "et_al": paper.et_al,
+        "upvotes": paper.upvotes,
+        "organization": paper.organization,
+        "files": paper.files or None,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
+
+
+class Store:
+    """The chunks and papers of one corpus under one embedding model."""
+
+    def __init__(self, client: Any, prefix: str, embedder: str, location: str, path: Path | None) -> None:
+        self._client = client
+        self.embedder = embedder
+        self.location = location
+        self.path = path
+        meta = {"hnsw:space": "cosine", "embedder": embedder, "schema": SCHEMA_VERSION}
+        try:
+            self._chunks = client.get_or_create_collection(
+                f"{prefix}-chunks-{_slug(embedder)}", embedding_function=None, metadata=meta
+            )
+            self._papers = client.get_or_create_collection(
+                f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta
+            )
+            self._batch = int(client.get_max_batch_size())
+        except Exception as exc:
+            raise StoreError(f"cannot open the Chroma collections at {location}: {exc}") from exc
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def _pages(self, collection: Any, include: list[str], where: dict[str, Any] | None = None) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = collection.get(include=include, where=where, limit=_PAGE, offset=offset)
+            if not page["ids"]:
+                return
+            yield page
+            offset += len(page["ids"])
+
+    def papers(self) -> dict[str, StoredPaper]:
+        """Every committed paper, by id."""
+        out: dict[str, StoredPaper] = {}
+        for page in self._pages(self._papers, ["documents", "metadatas"]):
+            for paper_id, abstract, meta in zip(page["ids"], page["documents"], page["metadatas"]):
+                records = [
+                    PaperRecord.model_validate({**row, "abstract": abstract}) for row in json.loads(meta["records"])
+                ]
+                (paper,) = merge_records(records)
+                out[paper_id] = StoredPaper(
+                    paper=paper,
+                    records=records,
+                    content_hash=meta["content_hash"],
+                    meta_hash=meta["meta_hash"],
+                    n_chunks=int(meta["n_chunks"]),
+                )
+        return out
+
+    def chunk_counts(self) -> Counter[str]:
+        """Number of stored chunks per paper id, committed or not."""
+        counts: Counter[str] = Counter()
+        for page in self._pages(self._chunks, []):
+            counts.update(chunk_id.rsplit(":", 1)[0] for chunk_id in page["ids"])
+        return counts
+
+    def count_papers(self) -> int:
+        """Number of committed papers."""
+        return int(self._papers.count())
+
+    def count_chunks(self) -> int:
+        """Number of stored chunks."""
+        return int(self._chunks.count())
+
+    def size_bytes(self) -> int | None:
+        """Bytes on disk of the embedded store; None for a server."""
+        if self.path is None or not self.path.exists():
+            return None
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def delete(self, paper_ids: Sequence[str]) -> None:
+        """Remove papers: the commit mark first, so that an interruption leaves only orphan chunks."""
+        ids = list(paper_ids)
+        for start in range(0, len(ids), self._batch):
+            batch = ids[start : start + self._batch]
+            self._call(self._papers.delete, ids=batch)
+            self._call(self._chunks.delete, where={"paper_id": {"$in": batch}})
+
+    def delete_orphans(self, paper_ids: Sequence[str]) -> None:
+        """Remove the chunks of papers that have no paper record."""
+        ids = list(paper_ids)
+        for start in range(0, len(ids), self._batch):
+            self._call(self._chunks.delete, where={"paper_id": {"$in": ids[start : start + self._batch]}})
+
+    def write(self, writes: Sequence[PaperWrite]) -> None:
+        """Store papers with their chunks and vectors: chunks first, then each paper's record (the commit)."""
+        if not writes:
+            return
+        ids: list[str] = []
+        documents: list[str] = []
+        vectors: list[list[float]] = []
+        metadatas: list[dict[str, Any]] = []
+        for item in writes:
+            shared = paper_metadata(item.paper)
+            for chunk, vector in zip(item.chunks, item.vectors, strict=True):
+                ids.append(chunk.chunk_id)
+                documents.append(chunk.text)
+                vectors.append(vector)
+                metadatas.append(
+                    {**shared, "chunk": chunk.index, "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens}
+                )
+        for start in range(0, len(ids), self._batch):
+            end = start + self._batch
+            self._call(
+                self._chunks.upsert,
+                ids=ids[start:end],
+                documents=documents[start:end],
+                embeddings=vectors[start:end],
+                metadatas=metadatas[start:end],
+            )
+        self._call(
+            self._papers.upsert,
+            ids=[item.paper.paper_id for item in writes],
+            documents=[item.paper.abstract for item in writes],
+            embeddings=[_mean(item.vectors) for item in writes],
+            metadatas=[self._paper_record(item) for item in writes],
+        )
+
+    def update(self, updates: Sequence[PaperUpdate]) -> None:
+        """Rewrite the metadata of papers whose text, and so whose chunks and vectors, are unchanged."""
+        if not updates:
+            return
+        cleared = dict.fromkeys(paper_metadata_keys())  # None removes a key that no longer has a value
+        for item in updates:
+            chunk_ids = [f"{item.paper.paper_id}:{index}" for index in range(item.n_chunks)]
+            shared = {**cleared, **paper_metadata(item.paper)}
+            self._call(self._chunks.update, ids=chunk_ids, metadatas=[shared] * len(chunk_ids))
+        self._call(
+            self._papers.update,
+            ids=[item.paper.paper_id for item in updates],
+            metadatas=[{**cleared, **self._paper_record(item)} for item in updates],
+        )
+
+    def _paper_record(self, item: PaperUpdate) -> dict[str, Any]:
+        records = [record.model_dump(mode="json", exclude={"abstract"}) for record in item.records]
+        return {
+            **paper_metadata(item.paper),
+            "records": json.dumps(records, ensure_ascii=False),
+            "content_hash": item.content_hash,
+            "meta_hash": item.meta_hash,
+            "n_chunks": item.n_chunks,
+        }
+
+    def _call(self, method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except Exception as exc:
+            raise StoreError(f"Chroma at {self.location} refused a write: {exc}") from exc
+
+
+def paper_metadata_keys() -> tuple[str, ...]:
+    """Every key paper_metadata can produce."""
+    return (
+        "paper_id title year date published category has_code n_authors authors et_al upvotes organization files"
+    ).split()
+
+
+def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:
+    """Unit-length mean of unit vectors: the paper's vector, for paper-level search."""
+    import math
+
+    total = [sum(column) for column in zip(*vectors)]
+    norm = math.sqrt(sum(x * x for x in total)) or 1.0
+    return [x / norm for x in total]
+
+
+def open_store(settings: Settings, embedder: str) -> Store:
+    """The store the settings name: a Chroma server when RAG_CHROMA_HOST/PORT are set, else files under RAG_HOME."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.server_mode:
+        host, port = settings.chroma_address
+        location = f"http://{host}:{port}"
+        try:
+            client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Chroma server at {location} ({type(exc).__name__}); start it with "
+                f"`chroma run --host {host} --port {port}` or unset RAG_CHROMA_HOST/RAG_CHROMA_PORT"
+            ) from exc
+        return Store(client, settings.collection, embedder, location, None)
+    path = settings.chroma_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(f"cannot open the Chroma store in {path}: {exc}; check RAG_HOME") from exc
+    return Store(client, settings.collection, embedder, str(path), path)
