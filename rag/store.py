@@ -128,6 +128,13 @@ class Store:
                 )
         return out
 
+    def chunk_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every stored chunk as (id, text, metadata), committed or not."""
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        for page in self._pages(self._chunks, ["documents", "metadatas"]):
+            rows.extend(zip(page["ids"], page["documents"], page["metadatas"]))
+        return rows
+
     def chunk_counts(self) -> Counter[str]:
         """Number of stored chunks per paper id, committed or not."""
         counts: Counter[str] = Counter()

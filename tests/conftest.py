@@ -1,0 +1,89 @@
+"""Shared fixtures: the real seed corpus, fresh stores under tmp RAG_HOMEs, the `rag` command, and a guard that
+fails any test whose code tries to reach a host other than this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag.config import DEFAULT_CORPUS_DIR, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+RAG_BIN = Path(sys.executable).parent / "rag"
+SEED_FILES = sorted(DEFAULT_CORPUS_DIR.glob("*.txt"))
+SEED = {path.name[:3]: path for path in SEED_FILES}  # "000" → path of 000_….txt
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    """Any connection to a non-loopback address fails the test that made it: nothing may download."""
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def guarded(method):  # type: ignore[no-untyped-def]
+        def connect(self, address):  # type: ignore[no-untyped-def]
+            if not _is_local(address):
+                raise RuntimeError(f"test tried to reach the network: {address!r}")
+            return method(self, address)
+
+        return connect
+
+    socket.socket.connect = guarded(original_connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded(original_connect_ex)  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = original_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a fresh, empty RAG_HOME and an embedded store."""
+    return Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A writable folder holding the two smallest seed files (000: one abstract per line, 002: arXiv listing)."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for key in ("000", "002"):
+        shutil.copy(SEED[key], folder / SEED[key].name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, rag.IngestReport]:
+    """The whole shipped corpus ingested once into a store that tests only read."""
+    home = tmp_path_factory.mktemp("full") / "home"
+    settings = Settings(home=home, chroma_host=None, chroma_port=None)
+    return settings, rag.ingest(settings=settings)
+
+
+def run_rag(*args: str, home: Path, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.CompletedProcess:
+    """Run the installed `rag` command with RAG_HOME=home; returns the finished process (text output)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    full_env.update({"RAG_HOME": str(home), **(env or {})})
+    return subprocess.run(
+        [str(RAG_BIN), *args], env=full_env, capture_output=True, text=True, timeout=600, **kwargs  # type: ignore[call-overload]
+    )

@@ -1,0 +1,51 @@
+"""Chunks: whole sentences of one abstract, exact substrings at their offsets, sized in tiktoken tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chunking import Chunker
+from rag.config import DEFAULT_CHUNK_TOKENS
+from rag.corpus import merge_records, parse_file
+from tests.conftest import SEED_FILES
+
+
+@pytest.fixture(scope="module")
+def papers():  # type: ignore[no-untyped-def]
+    return merge_records(record for path in SEED_FILES for record in parse_file(path).records)
+
+
+def test_every_chunk_is_the_exact_text_at_its_offsets_and_chunks_cover_the_abstract_in_order(papers) -> None:  # type: ignore[no-untyped-def]
+    chunker = Chunker(DEFAULT_CHUNK_TOKENS)
+    for paper in papers:
+        chunks = chunker.chunk(paper)
+        assert chunks, paper.paper_id
+        covered = "".join(paper.abstract[c.start : c.end] for c in chunks)
+        assert all(paper.abstract[c.start : c.end] == c.text for c in chunks)
+        assert [c.index for c in chunks] == list(range(len(chunks)))
+        assert "".join(covered.split()) == "".join(paper.abstract.split())  # nothing but whitespace is left out
+        assert all(c.paper_id == paper.paper_id and c.chunk_id == f"{paper.paper_id}:{c.index}" for c in chunks)
+
+
+def test_chunks_stay_within_the_token_budget_and_end_on_sentence_boundaries(papers) -> None:  # type: ignore[no-untyped-def]
+    chunker = Chunker(64)
+    ends = 0
+    total = 0
+    for paper in papers:
+        for chunk in chunker.chunk(paper):
+            total += 1
+            assert chunk.tokens == chunker.count_tokens(chunk.text)
+            assert chunk.tokens <= 64 or "." not in chunk.text[:-1]  # only one over-long sentence may exceed it
+            ends += chunk.text.rstrip().endswith((".", "?", "!", ")")) or chunk.end == len(paper.abstract.rstrip())
+    assert ends / total > 0.9
+
+
+def test_token_counts_come_from_the_bundled_cl100k_file_without_network() -> None:
+    # The session guard fails this test if tiktoken tries to download its BPE file.
+    chunker = Chunker(128)
+    assert chunker._encoding.encode("hello world") == [15339, 1917]  # cl100k_base ids, as OpenAI publishes them
+    assert chunker.count_tokens("hello world") == 2
+
+
+def test_signature_changes_with_size_and_overlap() -> None:
+    assert len({Chunker(128).signature, Chunker(64).signature, Chunker(128, 16).signature}) == 3

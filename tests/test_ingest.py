@@ -1,0 +1,188 @@
+"""Ingestion into a real embedded Chroma with the real model: idempotence, change detection, prune, bad input,
+and a run killed with SIGKILL half-way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import strategies as st
+
+import rag
+from rag.config import Settings
+from rag.embedding import embedder_name
+from rag.store import open_store
+from tests.conftest import RAG_BIN, SEED
+
+
+def store_of(settings: Settings):  # type: ignore[no-untyped-def]
+    return open_store(settings, embedder_name(settings))
+
+
+def snapshot(settings: Settings) -> tuple[dict[str, object], list[tuple[str, str, dict]]]:
+    """Every stored paper and chunk, for comparing two states of a store."""
+    store = store_of(settings)
+    papers = {pid: sp.paper for pid, sp in store.papers().items()}
+    return papers, sorted(store.chunk_rows())
+
+
+def test_full_corpus_is_stored_with_every_chunk_carrying_its_papers_id_and_metadata(full_store) -> None:  # type: ignore[no-untyped-def]
+    settings, report = full_store
+    assert (report.found, report.new, report.changed, report.unchanged, report.removed) == (336, 336, 0, 0, 0)
+    assert report.papers_total == 336 and report.problems == [] and not report.failed_files
+    store = store_of(settings)
+    papers = store.papers()
+    rows = store.chunk_rows()
+    assert report.chunks_total == report.chunks_embedded == len(rows)
+    assert Counter(meta["paper_id"] for _, _, meta in rows) == {pid: sp.n_chunks for pid, sp in papers.items()}
+    for chunk_id, text, meta in rows:
+        paper = papers[meta["paper_id"]].paper
+        assert paper.abstract[meta["start"] : meta["end"]] == text
+        assert meta.get("title") == paper.title and meta["files"] == paper.files
+        assert chunk_id == f"{paper.paper_id}:{meta['chunk']}"
+    merged = next(sp.paper for sp in papers.values() if sp.paper.title == "Efficiently Robustify Pre-trained Models")
+    assert len(merged.sources) == 3
+
+
+def test_reingesting_an_unchanged_corpus_embeds_nothing_and_changes_nothing(full_store) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    before = snapshot(settings)
+    report = rag.ingest(settings=settings)
+    assert (report.new, report.changed, report.unchanged, report.removed, report.chunks_embedded) == (0, 0, 336, 0, 0)
+    assert snapshot(settings) == before
+
+
+def test_an_edited_abstract_replaces_the_old_paper_and_its_chunks(corpus: Path, settings: Settings) -> None:
+    rag.ingest([corpus], settings=settings)
+    path = corpus / SEED["002"].name
+    lines = path.read_text(encoding="utf-8").split("\n")
+    old_abstract = lines[2]
+    lines[2] = old_abstract.replace("Sparse SAM", "Sparse Sharpness-Aware Minimization", 1)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    report = rag.ingest([corpus], settings=settings)
+    assert (report.new, report.changed, report.removed, report.unchanged) == (0, 1, 0, 60)
+    papers, rows = snapshot(settings)
+    assert len(papers) == 61
+    assert rag.types.paper_id_for(old_abstract) not in papers
+    texts = " ".join(text for _, text, _ in rows)
+    assert "Sparse Sharpness-Aware Minimization" in texts and "coined as Sparse SAM (SSAM)" not in texts
+    edited = next(p for p in papers.values() if "Sparse Sharpness-Aware Minimization" in p.abstract)
+    assert report.chunks_embedded == sum(1 for _, _, meta in rows if meta["paper_id"] == edited.paper_id) > 0
+
+
+def test_a_metadata_change_rewrites_the_record_without_embedding(corpus: Path, settings: Settings) -> None:
+    rag.ingest([corpus], settings=settings)
+    path = corpus / SEED["002"].name
+    path.write_text(path.read_text(encoding="utf-8").replace("LGOct 11, 2022Code", "LGOct 12, 2022", 1), encoding="utf-8")
+    report = rag.ingest([corpus], settings=settings)
+    assert (report.changed, report.chunks_embedded) == (1, 0)
+    papers, rows = snapshot(settings)
+    paper = next(p for p in papers.values() if p.title and p.title.startswith("Make Sharpness-Aware"))
+    assert (paper.date, paper.has_code) == ("Oct 12, 2022", False)
+    metas = [meta for _, _, meta in rows if meta["paper_id"] == paper.paper_id]
+    assert metas and all(m["date"] == "Oct 12, 2022" and m["has_code"] is False for m in metas)
+
+
+def test_a_paper_found_again_in_another_file_gains_a_source_not_a_duplicate(tmp_path: Path, settings: Settings) -> None:
+    rag.ingest([SEED["003"]], settings=settings)
+    before = store_of(settings).count_chunks()
+    report = rag.ingest([SEED["004"]], settings=settings)
+    papers, rows = snapshot(settings)
+    shared = [p for p in papers.values() if len(p.files) == 2]
+    assert len(shared) == 9  # the papers 003 and 004 have in common
+    assert len(papers) == 64 + 73 - 9 and report.changed == 9 and report.new == 73 - 9
+    assert len(rows) == len({chunk_id for chunk_id, _, _ in rows}) > before
+
+
+def test_prune_removes_papers_no_longer_in_the_given_files_and_keeps_them_otherwise(corpus: Path, settings: Settings) -> None:
+    rag.ingest([corpus], settings=settings)
+    path = corpus / SEED["000"].name
+    lines = path.read_text(encoding="utf-8").split("\n")
+    path.write_text("\n".join(lines[:-1]), encoding="utf-8")  # drop the last abstract
+
+    kept = rag.ingest([corpus], settings=settings)
+    assert (kept.removed, kept.papers_total) == (0, 61)
+    pruned = rag.ingest([corpus], settings=settings, prune=True)
+    assert (pruned.removed, pruned.papers_total) == (1, 60)
+    papers, rows = snapshot(settings)
+    assert rag.types.paper_id_for(lines[-1]) not in papers
+    assert {meta["paper_id"] for _, _, meta in rows} == set(papers)
+
+    only_002 = rag.ingest([corpus / SEED["002"].name], settings=settings, prune=True)
+    assert (only_002.removed, only_002.papers_total) == (10, 50)
+
+
+def test_bad_files_are_reported_and_leave_the_stored_papers_untouched(corpus: Path, settings: Settings, tmp_path: Path) -> None:
+    rag.ingest([corpus], settings=settings)
+    before = snapshot(settings)
+    (corpus / "empty.txt").write_text("")
+    (corpus / "blob.bin").write_bytes(b"\x00\x01\x02binary")
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 abstract".encode("latin-1"))
+    (corpus / SEED["000"].name).write_bytes(b"\xff\xfe broken now")  # a stored file gone bad keeps its papers
+
+    report = rag.ingest([corpus, tmp_path / "missing.txt"], settings=settings, prune=True)
+    errors = sorted(f.error for f in report.failed_files)
+    assert len(errors) == 5 and all("\n" not in e for e in errors)
+    assert any(e.startswith("blob.bin: binary file") for e in errors)
+    assert any(e.startswith("empty.txt: empty file") for e in errors)
+    assert any(e.startswith("latin1.txt line 1: not UTF-8") for e in errors)
+    assert any(e.startswith(f"{SEED['000'].name} line 1: not UTF-8") for e in errors)
+    assert any("missing.txt: no such file or folder" in e for e in errors)
+    assert (report.removed, report.unchanged) == (0, 50)
+    assert snapshot(settings) == before
+
+
+@pytest.mark.slow
+def test_an_ingest_killed_half_way_is_completed_by_the_next_run(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(settings.home), RAG_INGEST_BATCH="8")
+    process = subprocess.Popen([str(RAG_BIN), "ingest"], env=env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("embed: ") and int(line.split()[1].split("/")[0]) >= 64:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    partial = store_of(settings)
+    committed = partial.count_papers()
+    assert 64 <= committed < 336  # the kill landed half-way
+
+    report = rag.ingest(settings=settings)
+    assert report.new == 336 - committed and report.unchanged == committed
+    store = store_of(settings)
+    papers = store.papers()
+    rows = store.chunk_rows()
+    assert len(papers) == 336
+    assert len(rows) == len({chunk_id for chunk_id, _, _ in rows})
+    assert Counter(meta["paper_id"] for _, _, meta in rows) == {pid: sp.n_chunks for pid, sp in papers.items()}
+    again = rag.ingest(settings=settings)
+    assert (again.new, again.changed, again.unchanged, again.chunks_embedded) == (0, 0, 336, 0)
+
+
+abstract_text = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\u0085"),
+    min_size=250,
+    max_size=900,
+).map(str.strip).filter(lambda t: len(t) >= 200)
+
+
+@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(abstract_text)
+def test_any_abstract_survives_parse_store_and_listing_unchanged(tmp_path_factory, abstract: str) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("prop")
+    path = folder / "one.txt"
+    path.write_text(abstract + "\n", encoding="utf-8")
+    settings = Settings(home=folder / "home", chroma_host=None, chroma_port=None)
+    rag.ingest([path], settings=settings)
+    (paper,) = rag.list_papers(settings=settings)
+    assert paper.abstract == abstract
+    shutil.rmtree(folder)
