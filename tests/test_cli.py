@@ -1,0 +1,136 @@
+"""The `rag` command as a user runs it: exit codes, one-line errors, listings, and no network needed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEED, run_rag
+
+PAPER_FIELDS = {
+    "paper_id", "title", "abstract", "authors", "et_al", "n_authors", "date", "published", "upvotes", "category",
+    "has_code", "organization", "sources",
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding 000 (one abstract per line) and 002 (arXiv listing), ingested by the command."""
+    home = tmp_path_factory.mktemp("cli") / "home"
+    result = run_rag("ingest", str(SEED["000"]), str(SEED["002"]), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "papers  found 61 · new 61 · changed 0 · unchanged 0 · removed 0 · 61 in store" in result.stdout
+    assert "embed: 61/61 papers stored" in result.stderr  # not a terminal: progress as log lines
+    return home
+
+
+def test_papers_jsonl_prints_one_record_per_paper_with_every_field(home: Path) -> None:
+    result = run_rag("papers", "--jsonl", home=home)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 61 and all(set(r) == PAPER_FIELDS for r in records)
+    radiance = next(r for r in records if r["title"] == "Compressing Volumetric Radiance Fields to 1 MB")
+    assert radiance["authors"] == ["Lingzhi Li", "Zhen Shen", "Zhongshu Wang"] and radiance["et_al"] is True
+    assert radiance["published"] == "2022-11-29" and radiance["sources"] == [
+        {"file": SEED["002"].name, "position": 4, "line": 13}
+    ]
+    untitled = [r for r in records if r["title"] is None]
+    assert len(untitled) == 11 and all(r["sources"][0]["file"] == SEED["000"].name for r in untitled)
+
+
+@pytest.mark.parametrize(
+    ("args", "count"),
+    [
+        (["--author", "enneng yang"], 4),
+        (["--year", "2024"], 3),
+        (["--search", "radiance field"], 4),
+        (["--search", "radiance field", "--year", "2023"], 1),
+        (["--author", "Nobody Atall"], 0),
+    ],
+)
+def test_papers_filters_by_author_year_and_text(home: Path, args: list[str], count: int) -> None:
+    result = run_rag("papers", "--jsonl", *args, home=home)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == count
+
+
+def test_papers_table_and_stats_describe_the_store(home: Path) -> None:
+    table = run_rag("papers", "--author", "Lingzhi Li", home=home)
+    assert "Compressing Volumetric Radiance Fields to 1 MB" in table.stdout and table.stdout.endswith("3 papers\n")  # grep -c "Lingzhi Li" 002_*.txt
+    stats = run_rag("stats", home=home)
+    assert f"store      {home / 'chroma'} (embedded," in stats.stdout
+    assert "embedding  all-MiniLM-L6-v2" in stats.stdout and "papers     61" in stats.stdout
+    assert f"  {SEED['000'].name}  11 papers" in stats.stdout and f"  {SEED['002'].name}  50 papers" in stats.stdout
+
+
+def test_ingest_reports_each_bad_file_in_one_line_ingests_the_rest_and_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SEED["000"], folder)
+    (folder / "empty.txt").write_text("")
+    (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (folder / "huge.txt").write_text("y" * (10 * 1024 * 1024))
+    result = run_rag("ingest", str(folder), str(tmp_path / "gone.txt"), home=tmp_path / "home")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert sorted(errors) == sorted(
+        [
+            "error: empty.txt: empty file; nothing to ingest",
+            "error: image.png: binary file (contains NUL bytes); pass the scraped text listing instead",
+            "error: huge.txt: no paper could be read (lines layout); first problem: huge.txt line 1: 10,485,760 "
+            "characters on one line, longer than any abstract (20,000); is this a listing?",
+            f"error: {tmp_path / 'gone.txt'}: no such file or folder; check the path",
+        ]
+    )
+    assert "Traceback" not in result.stderr
+    assert "ingested 1 of 5 files" in result.stdout and "new 11" in result.stdout
+
+
+def test_a_block_that_does_not_parse_is_a_warning_with_its_line(tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    text = SEED["003"].read_text(encoding="utf-8").replace("Sep 25, 2023", "Sep 31, 2023", 1)
+    page.write_text(text, encoding="utf-8")
+    result = run_rag("ingest", str(page), home=tmp_path / "home")
+    assert result.returncode == 0
+    assert "warning: page.txt line 215: no such date: 'Sep 31, 2023'; kept as written" in result.stderr
+    assert "new 64" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RAG_CHUNK_TOKENS": "many"}, "error: RAG_CHUNK_TOKENS: Input should be a valid integer"),
+        ({"RAG_EMBEDDING": "word2vec"}, "error: RAG_EMBEDDING: RAG_EMBEDDING='word2vec': use 'local' or 'openai:<model>'"),
+        ({"RAG_CHUNK_OVERLAP": "500"}, "error: RAG_CHUNK_OVERLAP=500 must be smaller than RAG_CHUNK_TOKENS=128"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_error_naming_it(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = run_rag("stats", home=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_papers_on_an_empty_store_says_what_to_run(tmp_path: Path) -> None:
+    result = run_rag("papers", home=tmp_path / "fresh")
+    assert (result.returncode, result.stdout) == (0, "the store is empty; run `rag ingest`\n")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to cut the network")
+def test_ingest_works_with_no_network_at_all(tmp_path: Path) -> None:
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this kernel refuses network namespaces: {probe.stderr.decode().strip()}")
+    from tests.conftest import RAG_BIN
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "HF_", "TIKTOKEN"))}
+    env["RAG_HOME"] = str(tmp_path / "home")
+    result = subprocess.run(
+        ["unshare", "-rn", str(RAG_BIN), "ingest", str(SEED["000"])], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "new 11" in result.stdout

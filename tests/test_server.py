@@ -1,0 +1,87 @@
+"""Server mode: the same ingest against a real `chroma run` on 127.0.0.1, and a clear error when it is down."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag.config import Settings
+from rag.errors import StoreError
+from tests.conftest import SEED, run_rag
+
+CHROMA_BIN = Path(sys.executable).parent / "chroma"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real Chroma server on a free loopback port, persisting to a temporary folder."""
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = open(path / "server.log", "w")
+    process = subprocess.Popen(
+        [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}")
+            time.sleep(0.2)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.mark.slow
+def test_ingest_against_a_chroma_server_is_idempotent_and_lists_the_papers(chroma_server: int, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", chroma_host="127.0.0.1", chroma_port=chroma_server)
+    first = rag.ingest([SEED["000"], SEED["002"]], settings=settings)
+    assert (first.new, first.papers_total, first.failed_files) == (61, 61, [])
+    second = rag.ingest([SEED["000"], SEED["002"]], settings=settings)
+    assert (second.new, second.unchanged, second.chunks_embedded) == (0, 61, 0)
+    assert second.chunks_total == first.chunks_total
+    assert len(rag.list_papers(author="Li Shen", settings=settings)) == 27  # grep -c "Li Shen" 002_*.txt
+    assert not (tmp_path / "home" / "chroma").exists()  # nothing was written locally
+
+    stats = rag.store_stats(settings)
+    assert stats.server and stats.location == f"http://127.0.0.1:{chroma_server}" and stats.size_bytes is None
+
+
+@pytest.mark.slow
+def test_rag_stats_through_the_cli_reads_the_server_named_by_the_environment(chroma_server: int, tmp_path: Path) -> None:
+    env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "cli-test"}
+    ingest = run_rag("ingest", str(SEED["000"]), home=tmp_path, env=env)
+    assert ingest.returncode == 0, ingest.stderr
+    stats = run_rag("stats", home=tmp_path, env=env)
+    assert stats.returncode == 0
+    assert f"http://127.0.0.1:{chroma_server} (server, n/a (server))" in stats.stdout
+    assert "papers     11" in stats.stdout
+
+
+def test_an_unreachable_server_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here
+    result = run_rag("stats", home=tmp_path, env={"RAG_CHROMA_PORT": str(port)})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot reach the Chroma server at http://127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    with pytest.raises(StoreError):
+        rag.store_stats(Settings(home=tmp_path, chroma_host="127.0.0.1", chroma_port=port))
