@@ -82,23 +82,31 @@ def main() -> None:
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     median["baseline_model_encode"] = statistics.median(floors)
     median["baseline_model_encode_float32"] = statistics.median(floors32)
-    median["embed_over_baseline"] = statistics.median(r["embed"] / f for r, f in zip(runs, floors))
-    median["embed_over_float32_baseline"] = statistics.median(r["embed"] / f for r, f in zip(runs, floors32))
+    median["embed_over_baseline"] = statistics.median(r["embed"] / f for r, f in zip(runs, floors, strict=True))
+    median["embed_over_float32_baseline"] = statistics.median(
+        r["embed"] / f for r, f in zip(runs, floors32, strict=True)
+    )
     median["precision"] = load_embedder(settings).precision  # type: ignore[attr-defined,assignment]
     if args.json:
         print(json.dumps(median, indent=2))
         return
     papers = median["papers"]
-    print(f"ingest of the shipped corpus: {papers:.0f} papers, {median['chunks']:.0f} chunks; medians of {args.runs} runs")
+    print(
+        f"ingest of the shipped corpus: {papers:.0f} papers, {median['chunks']:.0f} chunks; medians of {args.runs} runs"
+    )
     for stage in ("parse", "chunk", "embed", "store", "total"):
         seconds = median[stage]
         print(f"  {stage:<6} {seconds:7.2f} s  {papers / seconds if seconds else float('inf'):9.1f} papers/s")
-    print(f"  baseline: the model alone encoding the same chunks, {median['precision']}: "
-          f"{median['baseline_model_encode']:.2f} s (embed stage / baseline = {median['embed_over_baseline']:.2f}); "
-          f"float32: {median['baseline_model_encode_float32']:.2f} s "
-          f"(embed stage / float32 baseline = {median['embed_over_float32_baseline']:.2f})")
-    print(f"  unchanged re-ingest: {median['reingest_warm']:.2f} s in process, "
-          f"{median['reingest_cold_command']:.2f} s as a cold `rag ingest` command")
+    print(
+        f"  baseline: the model alone encoding the same chunks, {median['precision']}: "
+        f"{median['baseline_model_encode']:.2f} s (embed stage / baseline = {median['embed_over_baseline']:.2f}); "
+        f"float32: {median['baseline_model_encode_float32']:.2f} s "
+        f"(embed stage / float32 baseline = {median['embed_over_float32_baseline']:.2f})"
+    )
+    print(
+        f"  unchanged re-ingest: {median['reingest_warm']:.2f} s in process, "
+        f"{median['reingest_cold_command']:.2f} s as a cold `rag ingest` command"
+    )
 
 
 if __name__ == "__main__":

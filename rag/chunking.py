@@ -4,8 +4,13 @@ cl100k tokens counted by tiktoken."""
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from rag.types import Chunk, Paper
+
+if TYPE_CHECKING:
+    import tiktoken
+    from llama_index.core.node_parser import SentenceSplitter
 
 TOKEN_ENCODING = "cl100k_base"
 
@@ -23,13 +28,13 @@ class Chunker:
         return f"llama-index-sentence/{TOKEN_ENCODING}/{self.chunk_tokens}/{self.chunk_overlap}"
 
     @cached_property
-    def _encoding(self):  # type: ignore[no-untyped-def]
+    def _encoding(self) -> tiktoken.Encoding:
         import tiktoken
 
         return tiktoken.get_encoding(TOKEN_ENCODING)
 
     @cached_property
-    def _splitter(self):  # type: ignore[no-untyped-def]
+    def _splitter(self) -> SentenceSplitter:
         from llama_index.core.node_parser import SentenceSplitter
 
         return SentenceSplitter(

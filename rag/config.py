@@ -67,7 +67,9 @@ class Settings(BaseSettings):
         default=None,
         description="Host of a Chroma server; when it or RAG_CHROMA_PORT is set the store is that server.",
     )
-    chroma_port: int | None = Field(default=None, description="Port of a Chroma server (8000 when only the host is set).")
+    chroma_port: int | None = Field(
+        default=None, description="Port of a Chroma server (8000 when only the host is set)."
+    )
     collection: str = Field(
         default=DEFAULT_COLLECTION,
         description="Prefix of the Chroma collection names, so that several corpora can share one server.",
@@ -91,7 +93,9 @@ class Settings(BaseSettings):
     def _known_embedding(cls, value: str) -> str:
         if value == "local" or (value.startswith("openai:") and len(value) > len("openai:")):
             return value
-        raise ValueError(f"RAG_EMBEDDING={value!r}: use 'local' or 'openai:<model>', e.g. openai:text-embedding-3-small")
+        raise ValueError(
+            f"RAG_EMBEDDING={value!r}: use 'local' or 'openai:<model>', e.g. openai:text-embedding-3-small"
+        )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -16,6 +16,7 @@ silently dropped or merged into its neighbour.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -45,13 +46,20 @@ BOILERPLATE = frozenset(
     }
 )
 
-MONTHS = {name: number for number, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 _MONTH = "(?P<month>" + "|".join(MONTHS) + ")"
 _DATE_LINE = re.compile(_MONTH + r" (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<votes>\d+))?")
 _AUTHORS_LINE = re.compile(r"•\s*(?P<count>\d+)\s+authors?")
 _SEPARATOR = "·"
 _ARXIV_HEADER = re.compile(
-    r"(?P<category>[A-Za-z][A-Za-z.\-]{0,15}?)(?P<date>" + _MONTH + r" (?P<day>\d{1,2}), (?P<year>\d{4}))(?P<code>Code)?"
+    r"(?P<category>[A-Za-z][A-Za-z.\-]{0,15}?)(?P<date>"
+    + _MONTH
+    + r" (?P<day>\d{1,2}), (?P<year>\d{4}))(?P<code>Code)?"
 )
 _ORG_SUFFIX = re.compile(r"\s·\s(?P<org>\S+)$")
 _ET_AL = " et al."
@@ -132,10 +140,15 @@ def detect_layout(lines: Sequence[str]) -> str | None:
         return "arxiv"
     if any(line in BOILERPLATE or _AUTHORS_LINE.fullmatch(line) for line in nonblank):
         return "daily"
-    blocks = _blocks(lines)
-    for (_, first), (_, second) in zip(blocks, blocks[1:]):
-        if len(first) == 1 and len(first[0]) <= MAX_TITLE_CHARS and len("\n".join(second)) > MAX_TITLE_CHARS:
-            return "daily"
+    # Without boilerplate or metadata, a daily page is title/abstract pairs of single lines; prose wrapped over
+    # several lines (a README, a paper) is not. The pairs must make up nearly all of the blocks.
+    blocks = [block for _, block in _blocks(lines)]
+    pairs = sum(
+        len(first) == 1 and len(first[0]) <= MAX_TITLE_CHARS and len(second) == 1 and len(second[0]) > MAX_TITLE_CHARS
+        for first, second in itertools.pairwise(blocks)
+    )
+    if pairs and 2 * pairs >= 0.8 * len(blocks):
+        return "daily"
     long_lines = sum(len(line) >= MIN_LINE_ABSTRACT_CHARS for line in nonblank)
     if long_lines and long_lines * 2 >= len(nonblank):
         return "lines"
@@ -162,7 +175,9 @@ def _blocks(lines: Sequence[str]) -> list[tuple[int, list[str]]]:
 
 
 def _too_long(line: str) -> str:
-    return f"{len(line):,} characters on one line, longer than any abstract ({MAX_ABSTRACT_CHARS:,}); is this a listing?"
+    return (
+        f"{len(line):,} characters on one line, longer than any abstract ({MAX_ABSTRACT_CHARS:,}); is this a listing?"
+    )
 
 
 # --- one abstract per line -----------------------------------------------------------------------------------

@@ -107,8 +107,12 @@ def plan_ingest(
     unreadable: set[str],
     chunker: Chunker,
     prune: bool = False,
+    damaged: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compare what was parsed (records by file) with what is stored and decide what to write."""
+    """Compare what was parsed (records by file) with what is stored and decide what to write.
+
+    `unreadable` files could not be read at all, `damaged` ones had blocks that did not parse: prune removes
+    nothing of theirs, since a paper missing from them may only be unreadable."""
     target: dict[str, list[PaperRecord]] = {pid: list(sp.records) for pid, sp in stored.items()}
     replaced_by: dict[str, str] = {}
     for file, records in parsed.items():
@@ -123,7 +127,7 @@ def plan_ingest(
                     continue  # found again: the fresh record takes its place
                 elif new_at_slot.get(_slot(row), pid) != pid:
                     replaced_by.setdefault(pid, new_at_slot[_slot(row)])
-                elif not prune:
+                elif not prune or file in damaged:
                     kept.append(row)
             target[pid] = kept
         for record in records:
@@ -227,7 +231,8 @@ def ingest(
         tick = time.perf_counter()
         store = open_store(settings, embedder_name(settings))
         stored = _repair(store)
-        plan = plan_ingest(stored, parsed, unreadable, chunker, prune=prune)
+        damaged = frozenset(p.file for p in report.problems if p.file in parsed)
+        plan = plan_ingest(stored, parsed, unreadable, chunker, prune=prune, damaged=damaged)
         report.seconds["plan"] = time.perf_counter() - tick
         report.new, report.changed, report.unchanged, report.removed = (
             plan.new,

@@ -114,7 +114,7 @@ class Store:
         """Every committed paper, by id."""
         out: dict[str, StoredPaper] = {}
         for page in self._pages(self._papers, ["documents", "metadatas"]):
-            for paper_id, abstract, meta in zip(page["ids"], page["documents"], page["metadatas"]):
+            for paper_id, abstract, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=False):
                 records = [
                     PaperRecord.model_validate({**row, "abstract": abstract}) for row in json.loads(meta["records"])
                 ]
@@ -132,7 +132,7 @@ class Store:
         """Every stored chunk as (id, text, metadata), committed or not."""
         rows: list[tuple[str, str, dict[str, Any]]] = []
         for page in self._pages(self._chunks, ["documents", "metadatas"]):
-            rows.extend(zip(page["ids"], page["documents"], page["metadatas"]))
+            rows.extend(zip(page["ids"], page["documents"], page["metadatas"], strict=False))
         return rows
 
     def chunk_counts(self) -> Counter[str]:
@@ -240,16 +240,30 @@ class Store:
 
 def paper_metadata_keys() -> tuple[str, ...]:
     """Every key paper_metadata can produce."""
-    return (
-        "paper_id title year date published category has_code n_authors authors et_al upvotes organization files"
-    ).split()
+    return tuple(
+        [
+            "paper_id",
+            "title",
+            "year",
+            "date",
+            "published",
+            "category",
+            "has_code",
+            "n_authors",
+            "authors",
+            "et_al",
+            "upvotes",
+            "organization",
+            "files",
+        ]
+    )
 
 
 def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:
     """Unit-length mean of unit vectors: the paper's vector, for paper-level search."""
     import math
 
-    total = [sum(column) for column in zip(*vectors)]
+    total = [sum(column) for column in zip(*vectors, strict=False)]
     norm = math.sqrt(sum(x * x for x in total)) or 1.0
     return [x / norm for x in total]
 

@@ -85,5 +85,10 @@ def run_rag(*args: str, home: Path, env: dict[str, str] | None = None, **kwargs:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     full_env.update({"RAG_HOME": str(home), **(env or {})})
     return subprocess.run(
-        [str(RAG_BIN), *args], env=full_env, capture_output=True, text=True, timeout=600, **kwargs  # type: ignore[call-overload]
+        [str(RAG_BIN), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,  # type: ignore[call-overload]
     )

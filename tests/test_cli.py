@@ -12,8 +12,19 @@ import pytest
 from tests.conftest import SEED, run_rag
 
 PAPER_FIELDS = {
-    "paper_id", "title", "abstract", "authors", "et_al", "n_authors", "date", "published", "upvotes", "category",
-    "has_code", "organization", "sources",
+    "paper_id",
+    "title",
+    "abstract",
+    "authors",
+    "et_al",
+    "n_authors",
+    "date",
+    "published",
+    "upvotes",
+    "category",
+    "has_code",
+    "organization",
+    "sources",
 }
 
 
@@ -59,7 +70,9 @@ def test_papers_filters_by_author_year_and_text(home: Path, args: list[str], cou
 
 def test_papers_table_and_stats_describe_the_store(home: Path) -> None:
     table = run_rag("papers", "--author", "Lingzhi Li", home=home)
-    assert "Compressing Volumetric Radiance Fields to 1 MB" in table.stdout and table.stdout.endswith("3 papers\n")  # grep -c "Lingzhi Li" 002_*.txt
+    assert "Compressing Volumetric Radiance Fields to 1 MB" in table.stdout and table.stdout.endswith(
+        "3 papers\n"
+    )  # grep -c "Lingzhi Li" 002_*.txt
     stats = run_rag("stats", home=home)
     assert f"store      {home / 'chroma'} (embedded," in stats.stdout
     assert "embedding  all-MiniLM-L6-v2" in stats.stdout and "papers     61" in stats.stdout
@@ -103,7 +116,10 @@ def test_a_block_that_does_not_parse_is_a_warning_with_its_line(tmp_path: Path) 
     ("env", "message"),
     [
         ({"RAG_CHUNK_TOKENS": "many"}, "error: RAG_CHUNK_TOKENS: Input should be a valid integer"),
-        ({"RAG_EMBEDDING": "word2vec"}, "error: RAG_EMBEDDING: RAG_EMBEDDING='word2vec': use 'local' or 'openai:<model>'"),
+        (
+            {"RAG_EMBEDDING": "word2vec"},
+            "error: RAG_EMBEDDING: RAG_EMBEDDING='word2vec': use 'local' or 'openai:<model>'",
+        ),
         ({"RAG_CHUNK_OVERLAP": "500"}, "error: RAG_CHUNK_OVERLAP=500 must be smaller than RAG_CHUNK_TOKENS=128"),
     ],
 )
@@ -124,8 +140,9 @@ def test_ingest_works_with_no_network_at_all(tmp_path: Path) -> None:
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"this kernel refuses network namespaces: {probe.stderr.decode().strip()}")
-    from tests.conftest import RAG_BIN
     import os
+
+    from tests.conftest import RAG_BIN
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "HF_", "TIKTOKEN"))}
     env["RAG_HOME"] = str(tmp_path / "home")

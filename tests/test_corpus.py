@@ -74,7 +74,8 @@ def test_a_paper_in_several_files_is_one_paper_with_all_its_sources() -> None:
     assert [(s.file[:3], s.position) for s in robustify.sources] == [("001", 36), ("003", 39), ("004", 55)]
     assert robustify.n_authors == 4 and robustify.published == date(2023, 9, 14)
     lvm = papers[
-        "LVM-Med: Learning Large-Scale Self-Supervised Vision Models for Medical Imaging via Second-order Graph Matching"
+        "LVM-Med: Learning Large-Scale Self-Supervised Vision Models for Medical Imaging "
+        "via Second-order Graph Matching"
     ]
     assert lvm.files == [SEED["001"].name, SEED["003"].name]
     assert lvm.n_authors == 12  # only 003 gives the metadata; the merge keeps it
@@ -105,7 +106,9 @@ def test_daily_page_dates_vote_counts_author_counts_and_missing_metadata() -> No
     assert (origin.date, origin.published, origin.upvotes, origin.n_authors) == ("Jan 4", None, 2, 6)
     beat = papers["Diffusion Models Beat GANs on Image Classification"]
     assert (beat.date, beat.published, beat.upvotes) == ("Jul 17, 2023", date(2023, 7, 17), 1)
-    single = papers["Contrastive Mutual Information Learning: Toward Robust Representations without Positive-Pair Augmentations"]
+    single = papers[
+        "Contrastive Mutual Information Learning: Toward Robust Representations without Positive-Pair Augmentations"
+    ]
     assert (single.n_authors, single.date, single.upvotes) == (1, "Sep 25", None)
     bare = papers["GuideFlow3D: Optimization-Guided Rectified Flow For Appearance Transfer"]
     assert (bare.n_authors, bare.date, bare.authors) == (None, None, None)
@@ -124,7 +127,9 @@ def test_paper_id_depends_on_the_abstract_only() -> None:
 
 
 def daily_page(*blocks: str, header: bool = True) -> str:
-    top = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nbyAK and the research community\n\nMar 11\n\n"
+    top = (
+        "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nbyAK and the research community\n\nMar 11\n\n"
+    )
     return (top if header else "") + "\n\n".join(blocks)
 
 
@@ -186,16 +191,54 @@ def test_a_metadata_block_with_no_paper_is_reported() -> None:
 @pytest.mark.parametrize(
     ("line", "title", "authors", "et_al", "org"),
     [
-        ("Compressing Fields to 1 MBLingzhi Li, Zhen Shen et al.", "Compressing Fields to 1 MB", ["Lingzhi Li", "Zhen Shen"], True, None),
+        (
+            "Compressing Fields to 1 MBLingzhi Li, Zhen Shen et al.",
+            "Compressing Fields to 1 MB",
+            ["Lingzhi Li", "Zhen Shen"],
+            True,
+            None,
+        ),
         ("Are Models Robust?Haoyu Wang, Guozheng Ma", "Are Models Robust?", ["Haoyu Wang", "Guozheng Ma"], False, None),
-        ("AdaMerging: Model Merging for Multi-Task LearningEnneng Yang", "AdaMerging: Model Merging for Multi-Task Learning", ["Enneng Yang"], False, None),
-        ("A Case Study on SuperGLUEQihuang Zhong, Liang Ding et al.", "A Case Study on SuperGLUE", ["Qihuang Zhong", "Liang Ding"], True, None),
-        ("Talking Head GenerationFa-Ting Hong, Run-Ze Fan et al. · tencent-ai", "Talking Head Generation", ["Fa-Ting Hong", "Run-Ze Fan"], True, "tencent-ai"),
-        ("Bayesian Deep LearningJan van der Berg, Ana de la Cruz", "Bayesian Deep Learning", ["Jan van der Berg", "Ana de la Cruz"], False, None),
-        ("Zur Lage der Nation 2Jürgen Müller, Zoë Ørsted", "Zur Lage der Nation 2", ["Jürgen Müller", "Zoë Ørsted"], False, None),
+        (
+            "AdaMerging: Model Merging for Multi-Task LearningEnneng Yang",
+            "AdaMerging: Model Merging for Multi-Task Learning",
+            ["Enneng Yang"],
+            False,
+            None,
+        ),
+        (
+            "A Case Study on SuperGLUEQihuang Zhong, Liang Ding et al.",
+            "A Case Study on SuperGLUE",
+            ["Qihuang Zhong", "Liang Ding"],
+            True,
+            None,
+        ),
+        (
+            "Talking Head GenerationFa-Ting Hong, Run-Ze Fan et al. · tencent-ai",
+            "Talking Head Generation",
+            ["Fa-Ting Hong", "Run-Ze Fan"],
+            True,
+            "tencent-ai",
+        ),
+        (
+            "Bayesian Deep LearningJan van der Berg, Ana de la Cruz",
+            "Bayesian Deep Learning",
+            ["Jan van der Berg", "Ana de la Cruz"],
+            False,
+            None,
+        ),
+        (
+            "Zur Lage der Nation 2Jürgen Müller, Zoë Ørsted",
+            "Zur Lage der Nation 2",
+            ["Jürgen Müller", "Zoë Ørsted"],
+            False,
+            None,
+        ),
     ],
 )
-def test_title_glued_to_authors_is_split(line: str, title: str, authors: list[str], et_al: bool, org: str | None) -> None:
+def test_title_glued_to_authors_is_split(
+    line: str, title: str, authors: list[str], et_al: bool, org: str | None
+) -> None:
     assert split_title_authors(line) == (title, authors, et_al, org)
 
 
@@ -240,8 +283,17 @@ def test_one_abstract_per_line_reports_lines_too_short_to_be_abstracts() -> None
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "empty.txt: binary file"),
         (b"good line\nbad \xff byte\n", "empty.txt line 2: not UTF-8 (byte 0xff)"),
         (b"id,title,year\n1,Foo,2020\n2,Bar,2021\n", "empty.txt: no known layout"),
-        (b"x" * (10 * 1024 * 1024), "empty.txt: no paper could be read (lines layout); first problem: empty.txt line 1: "
-         "10,485,760 characters on one line"),
+        (
+            b"# Notes\n\n"
+            + b"A paragraph wrapped over lines, as prose in a README is, with enough words.\n" * 6
+            + b"\n## Usage\n\nRun it.\n",
+            "empty.txt: no known layout",
+        ),
+        (
+            b"x" * (10 * 1024 * 1024),
+            "empty.txt: no paper could be read (lines layout); first problem: empty.txt line 1: "
+            "10,485,760 characters on one line",
+        ),
     ],
 )
 def test_a_bad_file_gets_one_line_naming_it(tmp_path: Path, content: bytes, expected: str) -> None:

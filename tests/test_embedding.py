@@ -8,7 +8,7 @@ from rag.embedding import LOCAL_MODEL_NAME, Embedder, LocalEmbedder
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))
+    return sum(x * y for x, y in zip(a, b, strict=False))
 
 
 def test_local_model_gives_unit_vectors_that_rank_a_paraphrase_above_an_unrelated_text() -> None:
@@ -26,4 +26,4 @@ def test_bfloat16_vectors_match_float32_ones() -> None:
     texts = ["Sharpness-aware minimization smooths the loss landscape.", "A benchmark for tactile sensors."]
     exact = LocalEmbedder(precision="float32").embed_documents(texts)
     fast = LocalEmbedder(precision="bfloat16").embed_documents(texts)
-    assert all(cosine(a, b) > 0.999 for a, b in zip(exact, fast))
+    assert all(cosine(a, b) > 0.999 for a, b in zip(exact, fast, strict=False))

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import rag
@@ -80,7 +81,9 @@ def test_an_edited_abstract_replaces_the_old_paper_and_its_chunks(corpus: Path, 
 def test_a_metadata_change_rewrites_the_record_without_embedding(corpus: Path, settings: Settings) -> None:
     rag.ingest([corpus], settings=settings)
     path = corpus / SEED["002"].name
-    path.write_text(path.read_text(encoding="utf-8").replace("LGOct 11, 2022Code", "LGOct 12, 2022", 1), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("LGOct 11, 2022Code", "LGOct 12, 2022", 1), encoding="utf-8"
+    )
     report = rag.ingest([corpus], settings=settings)
     assert (report.changed, report.chunks_embedded) == (1, 0)
     papers, rows = snapshot(settings)
@@ -101,7 +104,9 @@ def test_a_paper_found_again_in_another_file_gains_a_source_not_a_duplicate(tmp_
     assert len(rows) == len({chunk_id for chunk_id, _, _ in rows}) > before
 
 
-def test_prune_removes_papers_no_longer_in_the_given_files_and_keeps_them_otherwise(corpus: Path, settings: Settings) -> None:
+def test_prune_removes_papers_no_longer_in_the_given_files_and_keeps_them_otherwise(
+    corpus: Path, settings: Settings
+) -> None:
     rag.ingest([corpus], settings=settings)
     path = corpus / SEED["000"].name
     lines = path.read_text(encoding="utf-8").split("\n")
@@ -119,7 +124,20 @@ def test_prune_removes_papers_no_longer_in_the_given_files_and_keeps_them_otherw
     assert (only_002.removed, only_002.papers_total) == (10, 50)
 
 
-def test_bad_files_are_reported_and_leave_the_stored_papers_untouched(corpus: Path, settings: Settings, tmp_path: Path) -> None:
+def test_prune_keeps_the_papers_of_a_file_whose_blocks_no_longer_parse(corpus: Path, settings: Settings) -> None:
+    rag.ingest([corpus], settings=settings)
+    path = corpus / SEED["002"].name
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[2] = "x" * 30_000  # the first paper's abstract is now garbage
+    path.write_text("\n".join(lines), encoding="utf-8")
+    report = rag.ingest([corpus], settings=settings, prune=True)
+    assert [p.line for p in report.problems] == [3]
+    assert (report.removed, report.papers_total) == (0, 61)
+
+
+def test_bad_files_are_reported_and_leave_the_stored_papers_untouched(
+    corpus: Path, settings: Settings, tmp_path: Path
+) -> None:
     rag.ingest([corpus], settings=settings)
     before = snapshot(settings)
     (corpus / "empty.txt").write_text("")
@@ -168,14 +186,20 @@ def test_an_ingest_killed_half_way_is_completed_by_the_next_run(settings: Settin
     assert (again.new, again.changed, again.unchanged, again.chunks_embedded) == (0, 0, 336, 0)
 
 
-abstract_text = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\u0085"),
-    min_size=250,
-    max_size=900,
-).map(str.strip).filter(lambda t: len(t) >= 200)
+abstract_text = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\u0085"),
+        min_size=250,
+        max_size=900,
+    )
+    .map(str.strip)
+    .filter(lambda t: len(t) >= 200)
+)
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hsettings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(abstract_text)
 def test_any_abstract_survives_parse_store_and_listing_unchanged(tmp_path_factory, abstract: str) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("prop")

@@ -30,25 +30,24 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real Chroma server on a free loopback port, persisting to a temporary folder."""
     port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
-    log = open(path / "server.log", "w")
-    process = subprocess.Popen(
-        [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}")
-            time.sleep(0.2)
-    yield port
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with open(path / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}") from exc
+                time.sleep(0.2)
+        yield port
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -67,7 +66,9 @@ def test_ingest_against_a_chroma_server_is_idempotent_and_lists_the_papers(chrom
 
 
 @pytest.mark.slow
-def test_rag_stats_through_the_cli_reads_the_server_named_by_the_environment(chroma_server: int, tmp_path: Path) -> None:
+def test_rag_stats_through_the_cli_reads_the_server_named_by_the_environment(
+    chroma_server: int, tmp_path: Path
+) -> None:
     env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "cli-test"}
     ingest = run_rag("ingest", str(SEED["000"]), home=tmp_path, env=env)
     assert ingest.returncode == 0, ingest.stderr

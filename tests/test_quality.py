@@ -1,0 +1,30 @@
+"""The code reads as the style guide asks: ruff-clean and formatted, and mypy-clean on the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing_and_the_code_is_formatted() -> None:
+    lint = run(str(BIN / "ruff"), "check", "rag", "tests", "benchmarks")
+    assert lint.returncode == 0, lint.stdout
+    formatting = run(str(BIN / "ruff"), "format", "--check", "rag", "tests", "benchmarks")
+    assert formatting.returncode == 0, formatting.stdout
+
+
+@pytest.mark.slow
+def test_mypy_is_clean_on_the_library() -> None:
+    result = run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout
