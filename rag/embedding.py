@@ -98,7 +98,7 @@ class OpenAIEmbedder:
         self.name = f"openai:{model}"
         self.model = model
         self.batch_size = batch_size
-        self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "unused", max_retries=3)
+        self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "unused", max_retries=2, timeout=60)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors of `texts`, batched."""
@@ -111,8 +111,15 @@ class OpenAIEmbedder:
             batch = list(texts[start : start + self.batch_size])
             try:
                 response = self._client.embeddings.create(model=self.model, input=batch)
+            except openai.APIStatusError as exc:
+                raise EmbeddingError(
+                    f"embeddings endpoint {self._client.base_url} answered HTTP {exc.status_code} for model "
+                    f"{self.model!r} after retries; check the model name and the server"
+                ) from exc
             except openai.OpenAIError as exc:
-                raise EmbeddingError(f"embeddings endpoint {self._client.base_url} failed: {exc}") from exc
+                raise EmbeddingError(
+                    f"embeddings endpoint {self._client.base_url} failed ({type(exc).__name__}); check OPENAI_BASE_URL"
+                ) from exc
             for item in sorted(response.data, key=lambda d: d.index):
                 norm = math.sqrt(sum(x * x for x in item.embedding)) or 1.0
                 vectors.append([x / norm for x in item.embedding])
@@ -133,12 +140,12 @@ _loading = threading.Lock()
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """The configured embedder, loaded once per process."""
+    """The configured embedder; the local model is loaded once per process (a client is cheap to make, and
+    reads OPENAI_BASE_URL/OPENAI_API_KEY afresh)."""
+    if settings.embedding != "local":
+        return OpenAIEmbedder(settings.embedding.removeprefix("openai:"), batch_size=settings.embed_batch)
     key = (settings.embedding, settings.embed_batch, settings.embed_precision)
     with _loading:
         if key not in _loaded:
-            if settings.embedding == "local":
-                _loaded[key] = LocalEmbedder(batch_size=settings.embed_batch, precision=settings.embed_precision)
-            else:
-                _loaded[key] = OpenAIEmbedder(settings.embedding.removeprefix("openai:"))
+            _loaded[key] = LocalEmbedder(batch_size=settings.embed_batch, precision=settings.embed_precision)
         return _loaded[key]

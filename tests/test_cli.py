@@ -151,3 +151,15 @@ def test_ingest_works_with_no_network_at_all(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "new 11" in result.stdout
+
+
+def test_a_second_ingest_into_the_same_home_waits_for_none_and_says_so(tmp_path: Path) -> None:
+    import fcntl
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with open(home / "ingest.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running ingest holds it
+        result = run_rag("ingest", str(SEED["000"]), home=home)
+    assert result.returncode == 1
+    assert result.stderr == f"error: another `rag ingest` is writing to {home}; wait for it to finish\n"
