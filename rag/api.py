@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,14 @@ def list_papers(
     year: int | None = None,
     settings: Settings | None = None,
 ) -> list[Paper]:
-    """The stored papers, filtered: `search` in title or abstract, `author` in an author's name (both
-    case-insensitive), `year` of publication; ordered by file and position."""
+    """The stored papers, filtered: every word of `search` starts a word of the title or abstract ("merg" finds
+    "merging", not "emerging"), `author` is part of an author's name (both case-insensitive), `year` of
+    publication; ordered by file and position."""
     settings = settings or load_settings()
     papers = [sp.paper for sp in open_store(settings, embedder_name(settings)).papers().values()]
     if search:
-        needle = search.casefold()
-        papers = [p for p in papers if needle in (p.title or "").casefold() or needle in p.abstract.casefold()]
+        words = [re.compile(r"(?<!\w)" + re.escape(word), re.IGNORECASE) for word in search.split()]
+        papers = [p for p in papers if all(w.search(f"{p.title or ''}\n{p.abstract}") for w in words)]
     if author:
         needle = author.casefold()
         papers = [p for p in papers if any(needle in name.casefold() for name in p.authors or [])]

@@ -111,7 +111,9 @@ class _progress:
 
 @main.command()
 @click.option("--jsonl", is_flag=True, help="One JSON record per paper, with every field.")
-@click.option("--search", metavar="TEXT", help="Only papers whose title or abstract contains TEXT.")
+@click.option(
+    "--search", metavar="TEXT", help="Only papers with every word of TEXT starting a word of the title or abstract."
+)
 @click.option("--author", metavar="NAME", help="Only papers with an author whose name contains NAME.")
 @click.option("--year", type=int, metavar="Y", help="Only papers published in year Y.")
 @user_errors
@@ -138,7 +140,7 @@ def papers(jsonl: bool, search: str | None, author: str | None, year: int | None
             authors = paper.authors[0] + (f" +{others}" if others else "") + (" et al." if paper.et_al else "")
         elif paper.n_authors:
             authors = f"{paper.n_authors} authors"
-        where = ", ".join(f"{s.file[:3]}#{s.position}" for s in paper.sources)
+        where = ", ".join(f"{s.file}#{s.position}" for s in paper.sources)
         table.add_row(paper.paper_id, paper.date or "", paper.label(90), authors, where)
     console = Console()
     if not console.is_terminal:

@@ -59,6 +59,8 @@ def test_papers_jsonl_prints_one_record_per_paper_with_every_field(home: Path) -
         (["--year", "2024"], 3),
         (["--search", "radiance field"], 4),
         (["--search", "radiance field", "--year", "2023"], 1),
+        (["--search", "merging"], 3),  # grep -P "(?<!\w)merging": 3 papers; "emerging" is not a match
+        (["--search", "MERG"], 4),  # word starts, any case: also "merge" and "merged"
         (["--author", "Nobody Atall"], 0),
     ],
 )
