@@ -39,6 +39,8 @@ def list_papers(
     "merging", not "emerging"), `author` is part of an author's name (both case-insensitive), `year` of
     publication; ordered by file and position."""
     settings = settings or load_settings()
+    if not _store_exists(settings):
+        return []
     papers = [sp.paper for sp in open_store(settings, embedder_name(settings)).papers().values()]
     if search:
         words = [re.compile(r"(?<!\w)" + re.escape(word), re.IGNORECASE) for word in search.split()]
@@ -49,6 +51,11 @@ def list_papers(
     if year is not None:
         papers = [p for p in papers if p.year == year]
     return sorted(papers, key=lambda p: (p.sources[0].file, p.sources[0].position))
+
+
+def _store_exists(settings: Settings) -> bool:
+    """Whether there is a store to read; reading never creates an embedded one."""
+    return settings.server_mode or settings.chroma_path.exists()
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,17 @@ class StoreStats:
 def store_stats(settings: Settings | None = None) -> StoreStats:
     """Counts per source file, chunks, store location and size, embedding model."""
     settings = settings or load_settings()
+    if not _store_exists(settings):
+        return StoreStats(
+            location=str(settings.chroma_path),
+            server=False,
+            size_bytes=None,
+            embedder=embedder_name(settings),
+            chunking=Chunker(settings.chunk_tokens, settings.chunk_overlap).signature,
+            papers=0,
+            chunks=0,
+            papers_per_file={},
+        )
     store = open_store(settings, embedder_name(settings))
     papers = store.papers()
     per_file: dict[str, int] = {}

@@ -134,6 +134,9 @@ def test_a_bad_setting_is_a_one_line_error_naming_it(tmp_path: Path, env: dict[s
 def test_papers_on_an_empty_store_says_what_to_run(tmp_path: Path) -> None:
     result = run_rag("papers", home=tmp_path / "fresh")
     assert (result.returncode, result.stdout) == (0, "the store is empty; run `rag ingest`\n")
+    stats = run_rag("stats", home=tmp_path / "fresh")
+    assert stats.returncode == 0 and "papers     0" in stats.stdout
+    assert not (tmp_path / "fresh").exists()  # reading never creates a store
 
 
 @pytest.mark.slow
