@@ -1,19 +1,26 @@
-"""The library's entry points: ingest files, list the stored papers, describe the store."""
+"""The library's entry points: ingest files, list the stored papers, describe the store, and ask()."""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.chunking import Chunker
+from rag.citations import check, with_markers
 from rag.config import Settings, load_settings
-from rag.embedding import embedder_name
+from rag.embedding import Embedder, embedder_name, load_embedder
+from rag.errors import ConfigError, QuestionError
+from rag.generation import OnText, Turn, make_answerer, metadata_intent
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
+from rag.retrieval import Retriever
 from rag.store import open_store
-from rag.types import Paper
+from rag.templates import ABSTAIN_PHRASE
+from rag.types import Answer, Citation, Filters, Paper, Passage, Usage
 
 
 def ingest(
@@ -102,3 +109,240 @@ def store_stats(settings: Settings | None = None) -> StoreStats:
         chunks=store.count_chunks(),
         papers_per_file=dict(sorted(per_file.items())),
     )
+
+
+# --- asking -----------------------------------------------------------------------------------------------------
+
+# A question longer than this is almost surely a pasted document, not a question.
+MAX_QUESTION_CHARS = 2000
+DEFAULT_K = 5
+# Below this cosine similarity between the question and the best retrieved passage, nothing in the collection
+# is about the question: abstain without writing anything. Chosen on the development questions (README).
+RETRIEVAL_FLOOR = 0.25
+EXPAND_PAPERS = 2
+# A metadata question that lists papers ("papers by X") lists at most this many.
+MAX_LISTED = 20
+_FOLLOW_UP = re.compile(r"\b(them|they|these|those|it|its|this one|that one|the (first|second|third|last) one)\b", re.I)
+
+
+class Pipeline:
+    """Everything `ask` needs, loaded once and reused: the embedding model, the store, the BM25 index."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._retriever: Retriever | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model (loaded on first use)."""
+        return load_embedder(self.settings)
+
+    @property
+    def retriever(self) -> Retriever:
+        """The hybrid retriever over the store as it was when first used; `reload()` picks up a new ingest."""
+        with self._lock:
+            if self._retriever is None:
+                store = open_store(self.settings, embedder_name(self.settings))
+                self._retriever = Retriever(store, self.embedder)
+            return self._retriever
+
+    def reload(self) -> None:
+        """Forget the loaded index, so the next question sees the store as it is now."""
+        with self._lock:
+            self._retriever = None
+
+    def ask(
+        self,
+        question: str,
+        k: int = DEFAULT_K,
+        *,
+        filters: Filters | None = None,
+        backend: str | None = None,
+        history: Sequence[Turn | Answer] | None = None,
+        on_text: OnText | None = None,
+    ) -> Answer:
+        """Answer `question` from the `k` best passages; every sentence of the answer cites them."""
+        question = _checked_question(question)
+        if k < 1:
+            raise QuestionError(f"k={k}: ask for at least one passage")
+        chosen = backend or self.settings.resolved_backend
+        if chosen not in ("extractive", "openai"):
+            raise ConfigError(f"backend {chosen!r}: use 'extractive' or 'openai'")
+        turns = [_turn(item) for item in history or []]
+        timings: dict[str, float] = {}
+
+        tick = time.perf_counter()
+        retriever = self.retriever
+        query, filters = _follow_up(question, turns, filters or Filters())
+        intent = metadata_intent(question, retriever.papers)
+        if intent is not None and intent.kind == "papers_by":
+            filters = filters.model_copy(update={"author": intent.author})
+            k = max(k, min(MAX_LISTED, sum(1 for p in retriever.papers.values() if filters.allows(p))))
+        elif intent is not None and intent.kind in ("papers_in_years", "organization"):
+            update = (
+                {"year_from": intent.year_from, "year_to": intent.year_to}
+                if intent.kind == "papers_in_years"
+                else {
+                    "paper_ids": frozenset(
+                        pid for pid, p in retriever.papers.items() if p.organization == intent.organization
+                    )
+                }
+            )
+            filters = filters.model_copy(update=update)
+            k = max(k, min(MAX_LISTED, sum(1 for p in retriever.papers.values() if filters.allows(p))))
+        # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
+        # below another paper's.
+        passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS)
+        timings["retrieval"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        usage = None
+        if not passages or (intent is None and max(p.dense for p in passages) < RETRIEVAL_FLOOR):
+            draft_text = ABSTAIN_PHRASE
+            if on_text is not None:
+                on_text(draft_text)
+        else:
+            draft = make_answerer(chosen, self.settings, self.embedder).answer(question, passages, turns, on_text)
+            draft_text, usage = draft.text, draft.usage
+        timings["answer"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        answer = _assemble(question, draft_text, passages, chosen, usage, self.embedder)
+        timings["check"] = time.perf_counter() - tick
+        return answer.model_copy(update={"seconds": {**timings, "total": sum(timings.values())}})
+
+
+def _checked_question(question: str) -> str:
+    text = " ".join(str(question).split())
+    if not text:
+        raise QuestionError("the question is empty; ask something about the papers")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; keep it under {MAX_QUESTION_CHARS:,} (one question, "
+            "not a document)"
+        )
+    return text
+
+
+def _turn(item: Turn | Answer | dict[str, object]) -> Turn:
+    """A conversation turn from a Turn, an earlier Answer, or a dict with question/answer (and paper_ids)."""
+    if isinstance(item, Turn):
+        return item
+    if isinstance(item, Answer):
+        return Turn(item.question, item.text, tuple(c.paper_id for c in item.citations))
+    if isinstance(item, dict) and "question" in item:
+        ids = item.get("paper_ids") or ()
+        paper_ids = tuple(str(pid) for pid in ids) if isinstance(ids, list | tuple) else ()
+        return Turn(str(item["question"]), str(item.get("answer", "")), paper_ids)
+    raise QuestionError(f"history entry {item!r}: give earlier Answers, or dicts with 'question' and 'answer'")
+
+
+def _follow_up(question: str, turns: list[Turn], filters: Filters) -> tuple[str, Filters]:
+    """For a follow-up ("and which of them ...?"), search with the earlier question too, among the papers the
+    last answer cited."""
+    if not turns or not _FOLLOW_UP.search(question):
+        return question, filters
+    last = turns[-1]
+    query = f"{last.question} {question}"
+    if last.paper_ids and filters.paper_ids is None:
+        filters = filters.model_copy(update={"paper_ids": frozenset(last.paper_ids)})
+    return query, filters
+
+
+def _assemble(
+    question: str,
+    text: str,
+    passages: list[Passage],
+    backend: str,
+    usage: Usage | None,
+    embedder: Embedder,
+) -> Answer:
+    """Check every citation of `text`, renumber the markers in order of first use, and abstain when no
+    sentence is supported."""
+    if text.strip() == ABSTAIN_PHRASE or not passages:
+        return Answer(
+            question=question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[], removed_markers=[],
+            passages=passages, backend=backend, usage=usage,
+        )  # fmt: skip
+    checked = check(text, passages, embedder)
+    abstained = not any(s.supported for s in checked.sentences) or ABSTAIN_PHRASE in text
+    order: dict[int, int] = {}
+    for sentence in checked.sentences:
+        for marker in sentence.markers:
+            order.setdefault(marker, len(order) + 1)
+    sentences = [
+        s.model_copy(
+            update={
+                "markers": [order[m] for m in s.markers],
+                "text": with_markers(s.claim, [order[m] for m in s.markers]),
+            }
+        )
+        for s in checked.sentences
+    ]
+    citations = [_citation(new, passages[old - 1]) for old, new in order.items()]
+    return Answer(
+        question=question,
+        text=ABSTAIN_PHRASE if abstained else " ".join(s.text for s in sentences),
+        abstained=abstained,
+        citations=[] if abstained else citations,
+        sentences=sentences,
+        removed_markers=checked.removed_markers,
+        passages=passages,
+        backend=backend,
+        usage=usage,
+    )
+
+
+def _citation(number: int, passage: Passage) -> Citation:
+    paper = passage.paper
+    return Citation(
+        number=number,
+        paper_id=paper.paper_id,
+        title=paper.title,
+        authors=paper.authors,
+        n_authors=paper.n_authors,
+        date=paper.date,
+        published=paper.published,
+        category=paper.category,
+        sources=paper.sources,
+        chunk_id=passage.chunk_id,
+        passage=passage.text,
+        score=passage.score,
+    )
+
+
+_pipelines: dict[str, Pipeline] = {}
+_pipelines_lock = threading.Lock()
+
+
+def pipeline(settings: Settings | None = None) -> Pipeline:
+    """The shared Pipeline for these settings (the environment's when None), created once per process."""
+    settings = settings or load_settings()
+    key = settings.model_dump_json()
+    with _pipelines_lock:
+        if key not in _pipelines:
+            _pipelines[key] = Pipeline(settings)
+        return _pipelines[key]
+
+
+def ask(
+    question: str,
+    k: int = DEFAULT_K,
+    *,
+    filters: Filters | None = None,
+    backend: str | None = None,
+    history: Sequence[Turn | Answer] | None = None,
+    settings: Settings | None = None,
+    on_text: OnText | None = None,
+    **filter_fields: object,
+) -> Answer:
+    """Answer `question` from the collection; filters may be given as Filters or as keywords
+    (year_from, year_to, author, category, has_code, source_file)."""
+    if filter_fields:
+        try:
+            extra = Filters.model_validate(filter_fields).model_dump(exclude_none=True)
+            filters = (filters or Filters()).model_copy(update=extra)
+        except Exception as exc:
+            raise ConfigError(f"filters {filter_fields}: {exc}".splitlines()[0]) from exc
+    return pipeline(settings).ask(question, k, filters=filters, backend=backend, history=history, on_text=on_text)

@@ -25,6 +25,11 @@ DEFAULT_CHUNK_OVERLAP = 0
 DEFAULT_EMBED_BATCH = 32
 # Papers written per store transaction: the unit an interrupted ingest can lose and redo.
 DEFAULT_INGEST_BATCH = 16
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+DEFAULT_LLM_TIMEOUT = 60.0
+DEFAULT_LLM_RETRIES = 2
+DEFAULT_LLM_CONTEXT = 8192
+DEFAULT_LLM_MAX_TOKENS = 512
 
 
 def apply_offline_environment() -> None:
@@ -87,6 +92,18 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=DEFAULT_CHUNK_TOKENS, ge=16, description="Largest chunk, in cl100k tokens.")
     chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0, description="Tokens shared by neighbouring chunks.")
     ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")
+    backend: Literal["auto", "extractive", "openai"] = Field(
+        default="auto",
+        description="Who writes answers: `extractive` (offline, no LLM), `openai` (an OpenAI-compatible endpoint), "
+        "or `auto`: openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else extractive.",
+    )
+    llm_model: str = Field(default=DEFAULT_LLM_MODEL, description="Chat model name at the OpenAI-compatible endpoint.")
+    llm_timeout: float = Field(default=DEFAULT_LLM_TIMEOUT, gt=0, description="Seconds to wait for the endpoint.")
+    llm_retries: int = Field(
+        default=DEFAULT_LLM_RETRIES, ge=0, description="Retries after a failed call, with backoff."
+    )
+    llm_context: int = Field(default=DEFAULT_LLM_CONTEXT, ge=512, description="The model's context window, in tokens.")
+    llm_max_tokens: int = Field(default=DEFAULT_LLM_MAX_TOKENS, ge=16, description="Longest answer, in tokens.")
 
     @field_validator("embedding")
     @classmethod
@@ -104,6 +121,13 @@ class Settings(BaseSettings):
                 f"RAG_CHUNK_OVERLAP={self.chunk_overlap} must be smaller than RAG_CHUNK_TOKENS={self.chunk_tokens}"
             )
         return self
+
+    @property
+    def resolved_backend(self) -> str:
+        """The backend `auto` stands for in this environment."""
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") else "extractive"
 
     @property
     def server_mode(self) -> bool:

@@ -28,3 +28,36 @@ class StoreError(RagError):
 
 class EmbeddingError(RagError):
     """The embedding model cannot be loaded or called."""
+
+
+class QuestionError(RagError):
+    """A question that cannot be asked: empty, or too long."""
+
+
+class LLMError(RagError):
+    """The LLM endpoint failed after bounded retries."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"LLM endpoint {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+class LLMUnavailable(LLMError):
+    """The endpoint refused or dropped the connection."""
+
+
+class LLMTimeout(LLMError):
+    """The endpoint did not answer in time."""
+
+
+class LLMRateLimited(LLMError):
+    """The endpoint kept answering 429."""
+
+
+class LLMServerError(LLMError):
+    """The endpoint kept answering an error status."""
+
+
+class LLMBadResponse(LLMError):
+    """The endpoint answered with something that is not an answer."""

@@ -135,6 +135,36 @@ class Store:
             rows.extend(zip(page["ids"], page["documents"], page["metadatas"], strict=False))
         return rows
 
+    def query(self, vector: Sequence[float], n: int, paper_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """The `n` chunks nearest to `vector` as (chunk id, cosine similarity), best first, optionally only
+        chunks of the given papers."""
+        total = self.count_chunks()
+        if total == 0 or n <= 0 or (paper_ids is not None and not paper_ids):
+            return []
+        where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids is not None else None
+        try:
+            found = self._chunks.query(
+                query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"]
+            )
+        except Exception as exc:
+            raise StoreError(f"Chroma at {self.location} failed a search: {exc}") from exc
+        return [
+            (chunk_id, 1.0 - distance)
+            for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)
+        ]
+
+    def paper_vectors(self) -> dict[str, list[float]]:
+        """Every committed paper's vector (the unit mean of its chunks' vectors), by paper id."""
+        out: dict[str, list[float]] = {}
+        for page in self._pages(self._papers, ["embeddings"]):
+            out.update({pid: [float(x) for x in vec] for pid, vec in zip(page["ids"], page["embeddings"], strict=True)})
+        return out
+
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of the given chunks."""
+        found = self._chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        return {cid: [float(x) for x in vec] for cid, vec in zip(found["ids"], found["embeddings"], strict=True)}
+
     def chunk_counts(self) -> Counter[str]:
         """Number of stored chunks per paper id, committed or not."""
         counts: Counter[str] = Counter()

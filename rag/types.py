@@ -112,3 +112,133 @@ class ParseProblem(BaseModel):
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file} line {self.line}"
         return f"{where}: {self.message}"
+
+
+class Filters(BaseModel):
+    """Which papers a question may draw on; every field left None lets every paper through."""
+
+    model_config = ConfigDict(frozen=True)
+
+    year_from: int | None = Field(default=None, description="Published in this year or later (unknown years excluded).")
+    year_to: int | None = Field(default=None, description="Published in this year or earlier (unknown years excluded).")
+    author: str | None = Field(default=None, description="Part of an author's name, any case.")
+    category: str | None = Field(default=None, description="arXiv category code, e.g. 'LG', any case.")
+    has_code: bool | None = Field(default=None, description="Listed with (True) or without (False) code.")
+    source_file: str | None = Field(default=None, description="Name of a corpus file the paper was found in.")
+    paper_ids: frozenset[str] | None = Field(default=None, description="Only these papers.")
+
+    @property
+    def active(self) -> bool:
+        """Whether any paper can be filtered out."""
+        return any(value is not None for value in self.model_dump().values())
+
+    def allows(self, paper: Paper) -> bool:
+        """Whether `paper` passes every filter that is set."""
+        if self.paper_ids is not None and paper.paper_id not in self.paper_ids:
+            return False
+        if self.year_from is not None and (paper.year is None or paper.year < self.year_from):
+            return False
+        if self.year_to is not None and (paper.year is None or paper.year > self.year_to):
+            return False
+        if self.author is not None:
+            needle = self.author.casefold()
+            if not any(needle in name.casefold() for name in paper.authors or []):
+                return False
+        if self.category is not None and (paper.category or "").casefold() != self.category.casefold():
+            return False
+        if self.has_code is not None and paper.has_code is not self.has_code:
+            return False
+        return self.source_file is None or self.source_file in paper.files
+
+
+class Passage(BaseModel):
+    """A retrieved chunk with its paper and how it was found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    paper: Paper
+    text: str = Field(description="The chunk, exactly as stored.")
+    start: int
+    end: int
+    score: float = Field(description="Fused relevance used for ranking; higher is better.")
+    dense: float = Field(description="Cosine similarity of the chunk to the question.")
+    lexical: float = Field(description="BM25 score of the chunk, divided by the best BM25 score of the question.")
+
+    @property
+    def paper_id(self) -> str:
+        """Id of the passage's paper."""
+        return self.paper.paper_id
+
+
+class Citation(BaseModel):
+    """One numbered source of an answer: the passage a [n] marker points at, with its paper's metadata."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    paper_id: str
+    title: str | None
+    authors: list[str] | None
+    n_authors: int | None
+    date: str | None
+    published: Date | None
+    category: str | None
+    sources: list[Source]
+    chunk_id: str
+    passage: str = Field(description="The exact text of the cited chunk.")
+    score: float = Field(description="Retrieval score of the passage.")
+
+
+class AnswerSentence(BaseModel):
+    """One sentence of an answer, the markers it carries, and how well its cited passages support it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(description="The sentence as shown, markers included.")
+    claim: str = Field(description="The sentence without its markers.")
+    markers: list[int]
+    support: float = Field(description="0..1: how much of the sentence its cited passages back.")
+    supported: bool
+    problems: list[str] = Field(default_factory=list, description="Why the check failed, where it did.")
+
+
+class Usage(BaseModel):
+    """Tokens an LLM call consumed, as the endpoint reported them (or as counted with tiktoken)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int
+    completion_tokens: int
+    counted: bool = Field(default=False, description="True when counted locally because the endpoint gave none.")
+
+
+class Answer(BaseModel):
+    """The answer to a question: text whose sentences end with [n] markers, and the sources they cite."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation]
+    sentences: list[AnswerSentence]
+    removed_markers: list[int] = Field(description="Markers that pointed at no passage and were taken out.")
+    passages: list[Passage] = Field(description="Every retrieved passage, in rank order; [n] is passages[n-1].")
+    backend: str
+    usage: Usage | None = None
+    seconds: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def unsupported(self) -> list[AnswerSentence]:
+        """Sentences the citation check could not back with their cited passages."""
+        return [sentence for sentence in self.sentences if not sentence.supported]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable form with stable field names."""
+        data = self.model_dump(mode="json", exclude={"passages"})
+        data["retrieved"] = [
+            {"chunk_id": p.chunk_id, "paper_id": p.paper_id, "title": p.paper.title, "score": p.score}
+            for p in self.passages
+        ]
+        return data

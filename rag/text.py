@@ -1,0 +1,100 @@
+"""Text helpers shared by answering and checking: sentence spans (the chunker's punkt tokenizer), content
+words, stems, numbers and names."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+# Function words that carry no claim; a sentence's support is judged on the rest.
+STOPWORDS = frozenset(
+    """
+    a an the and or but nor of in on at to for from by with without within into onto over under about as is are
+    was were be been being has have had do does did this that these those it its it's their there here which
+    who whom whose what when where why how than then so such via using use used uses also both each either all
+    any some most more less many much very can could may might will would should shall must we our us they them
+    i you he she his her one two three four five six seven eight nine ten paper papers work works study
+    approach method methods propose proposed proposes present presents presented introduce introduces
+    introduced show shows shown demonstrate demonstrates based new novel et al while further furthermore
+    moreover however thus therefore first second finally among across between through per upon lists listed
+    list under whether
+    """.split()
+)
+NEGATIONS = frozenset({"not", "no", "never", "without", "cannot", "neither", "nor", "fails", "fail", "unable", "none"})
+# A number as written in prose: 16x, 3.2%, 1,000, 50, 2023.
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:%|x\b|×)?")
+_WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+}  # fmt: skip
+
+
+@cache
+def _punkt():  # type: ignore[no-untyped-def]
+    from llama_index.core.utils import globals_helper
+
+    return globals_helper.punkt_tokenizer
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, whitespace trimmed, as the chunker's sentence tokenizer sees them."""
+    return [(start, end) for start, end in _punkt().span_tokenize(text) if text[start:end].strip()]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of `text`."""
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and numbers of `text`, hyphenated words kept whole."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+@cache
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def stem(word: str) -> str:
+    """English stem of a lower-case word."""
+    return str(_stemmer().stemWord(word))
+
+
+def content_stems(text: str) -> set[str]:
+    """Stems of the words of `text` that carry meaning (stop words left out), hyphenated words also split."""
+    out: set[str] = set()
+    for word in words(text):
+        parts = [word, *re.split(r"[-'’]", word)] if "-" in word or "'" in word or "’" in word else [word]
+        for part in parts:
+            if part and part not in STOPWORDS:
+                out.add(stem(part))
+    return out
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers written in `text`, normalised (thousands separators dropped, number words as digits)."""
+    found = {m.group(0).replace(",", "") for m in _NUMBER.finditer(text)}
+    found |= {_NUMBER_WORDS[w] for w in words(text) if w in _NUMBER_WORDS}
+    return found
+
+
+def names(text: str) -> set[str]:
+    """Words that name something: acronyms and mixed-case words (SSAM, LoRA, CIFAR-10), not sentence-initial
+    capitals."""
+    out = set()
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        letters = [c for c in word if c.isalpha()]
+        inner_upper = sum(c.isupper() for c in letters[1:])
+        if len(letters) >= 2 and (inner_upper >= 1 or (word.isupper() and len(letters) >= 2)):
+            out.add(word.lower())
+    return out
+
+
+def negated(text: str) -> bool:
+    """Whether `text` contains a negation word."""
+    return any(w in NEGATIONS or w.endswith("n't") for w in words(text))
