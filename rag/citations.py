@@ -109,7 +109,7 @@ def support(claim: str, cited: Sequence[Passage], embedder: Embedder | None = No
     claim_stems = content_stems(claim)
     evidence_stems = content_stems(evidence)
     coverage = len(claim_stems & evidence_stems) / len(claim_stems) if claim_stems else 1.0
-    candidates = [s for p in cited for s in sentences(p.text)] or [p.text for p in cited]
+    candidates = [s for p in cited for s in sentences(f"{paper_header(p.paper)} {p.text}")]
     closest = max(candidates, key=lambda s: len(content_stems(s) & claim_stems))
     if negated(claim) != negated(closest):
         problems.append("negation differs from the cited passage")
