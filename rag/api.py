@@ -14,7 +14,7 @@ from rag.citations import check, with_markers
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError
-from rag.generation import OnText, Turn, make_answerer, metadata_intent
+from rag.generation import OnText, Turn, asks_several, make_answerer, metadata_intent
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.retrieval import Retriever
@@ -116,6 +116,8 @@ def store_stats(settings: Settings | None = None) -> StoreStats:
 # A question longer than this is almost surely a pasted document, not a question.
 MAX_QUESTION_CHARS = 2000
 DEFAULT_K = 5
+# A question that spans several papers ("Which papers ...?") gets more passages by default.
+DEFAULT_K_MULTI = 8
 # Below this cosine similarity between the question and the best retrieved passage, nothing in the collection
 # is about the question: abstain without writing anything. Chosen on the development questions (README).
 RETRIEVAL_FLOOR = 0.25
@@ -155,15 +157,18 @@ class Pipeline:
     def ask(
         self,
         question: str,
-        k: int = DEFAULT_K,
+        k: int | None = None,
         *,
         filters: Filters | None = None,
         backend: str | None = None,
         history: Sequence[Turn | Answer] | None = None,
         on_text: OnText | None = None,
     ) -> Answer:
-        """Answer `question` from the `k` best passages; every sentence of the answer cites them."""
+        """Answer `question` from the `k` best passages (5, or 8 for a question about several papers); every
+        sentence of the answer cites them."""
         question = _checked_question(question)
+        if k is None:
+            k = DEFAULT_K_MULTI if asks_several(question) else DEFAULT_K
         if k < 1:
             raise QuestionError(f"k={k}: ask for at least one passage")
         chosen = backend or self.settings.resolved_backend
@@ -328,7 +333,7 @@ def pipeline(settings: Settings | None = None) -> Pipeline:
 
 def ask(
     question: str,
-    k: int = DEFAULT_K,
+    k: int | None = None,
     *,
     filters: Filters | None = None,
     backend: str | None = None,

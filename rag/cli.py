@@ -110,6 +110,105 @@ class _progress:
 
 
 @main.command()
+@click.argument("question")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1, 50),
+    help="Passages to retrieve [default: 5; 8 for questions about several papers].",
+)
+@click.option(
+    "--backend", type=click.Choice(["extractive", "openai"]), help="Who writes the answer [default: RAG_BACKEND]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
+@click.option("--year-from", type=int, metavar="Y", help="Only papers published in year Y or later.")
+@click.option("--year-to", type=int, metavar="Y", help="Only papers published in year Y or earlier.")
+@click.option("--author", metavar="NAME", help="Only papers with an author whose name contains NAME.")
+@click.option("--category", metavar="CODE", help="Only papers in this arXiv category (e.g. LG).")
+@click.option("--has-code/--no-code", default=None, help="Only papers listed with (or without) code.")
+@click.option("--source-file", metavar="FILE", help="Only papers found in this corpus file.")
+@user_errors
+def ask(
+    question: str,
+    k: int | None,
+    backend: str | None,
+    as_json: bool,
+    year_from: int | None,
+    year_to: int | None,
+    author: str | None,
+    category: str | None,
+    has_code: bool | None,
+    source_file: str | None,
+) -> None:
+    """Answer QUESTION from the stored abstracts, every sentence cited, then list the sources."""
+    from rich.console import Console
+
+    from rag.types import Filters
+
+    filters = Filters(
+        year_from=year_from,
+        year_to=year_to,
+        author=author,
+        category=category,
+        has_code=has_code,
+        source_file=source_file,
+    )
+    settings = load_settings()
+    console = Console(stderr=True)
+    streamed: list[str] = []
+    live = None
+    if console.is_terminal and not as_json:
+        from rich.live import Live
+        from rich.text import Text
+
+        live = Live(Text(""), console=console, transient=True, refresh_per_second=12)
+        live.start()
+
+    def on_text(delta: str) -> None:
+        streamed.append(delta)
+        if live is not None:
+            live.update(Text("".join(streamed), style="dim"))
+
+    try:
+        answer = api.ask(question, k, filters=filters, backend=backend, settings=settings, on_text=on_text)
+    finally:
+        if live is not None:
+            live.stop()
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    _print_answer(answer)
+
+
+def _print_answer(answer: Any) -> None:
+    """The answer, its flagged sentences, then the numbered sources with their passages."""
+    import textwrap
+
+    width = 100
+    click.echo(textwrap.fill(answer.text, width))
+    flagged = [s for s in answer.sentences if not s.supported]
+    if flagged and not answer.abstained:
+        click.echo()
+        for sentence in flagged:
+            why = "; ".join(sentence.problems) or f"support {sentence.support:.2f}"
+            click.echo(textwrap.fill(f"unsupported: {sentence.text} ({why})", width, subsequent_indent="  "))
+    if answer.removed_markers:
+        marks = "".join(f"[{n}]" for n in answer.removed_markers)
+        click.echo(f"removed markers {marks}: they pointed at no retrieved passage")
+    if not answer.citations:
+        return
+    click.echo("\nSources")
+    for citation in answer.citations:
+        title = citation.title or "(untitled)"
+        click.echo(f"[{citation.number}] {title}")
+        authors = ", ".join(citation.authors or []) or (f"{citation.n_authors} authors" if citation.n_authors else "")
+        where = ", ".join(f"{s.file}#{s.position}" for s in citation.sources)
+        facts = " · ".join(x for x in (authors, citation.date or "", citation.category or "", where) if x)
+        click.echo(textwrap.fill(facts, width, initial_indent="    ", subsequent_indent="    "))
+        click.echo(textwrap.fill(f"“{citation.passage}”", width, initial_indent="    ", subsequent_indent="    "))
+
+
+@main.command()
 @click.option("--jsonl", is_flag=True, help="One JSON record per paper, with every field.")
 @click.option(
     "--search", metavar="TEXT", help="Only papers with every word of TEXT starting a word of the title or abstract."
