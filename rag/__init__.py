@@ -4,28 +4,73 @@ from rag.config import apply_offline_environment
 
 apply_offline_environment()
 
-from rag.api import StoreStats, ingest, list_papers, store_stats  # noqa: E402
+from rag.api import Pipeline, StoreStats, ask, ingest, list_papers, pipeline, store_stats  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
-from rag.errors import ConfigError, EmbeddingError, IngestError, RagError, StoreError  # noqa: E402
+from rag.errors import (  # noqa: E402
+    ConfigError,
+    EmbeddingError,
+    IngestError,
+    LLMBadResponse,
+    LLMError,
+    LLMRateLimited,
+    LLMServerError,
+    LLMTimeout,
+    LLMUnavailable,
+    QuestionError,
+    RagError,
+    StoreError,
+)
+from rag.generation import Turn  # noqa: E402
 from rag.ingest import IngestReport  # noqa: E402
-from rag.types import Chunk, Paper, PaperRecord, ParseProblem, Source  # noqa: E402
+from rag.templates import ABSTAIN_PHRASE  # noqa: E402
+from rag.types import (  # noqa: E402
+    Answer,
+    AnswerSentence,
+    Chunk,
+    Citation,
+    Filters,
+    Paper,
+    PaperRecord,
+    ParseProblem,
+    Passage,
+    Source,
+    Usage,
+)
 
 __all__ = [
+    "ABSTAIN_PHRASE",
+    "Answer",
+    "AnswerSentence",
     "Chunk",
+    "Citation",
     "ConfigError",
     "EmbeddingError",
+    "Filters",
     "IngestError",
     "IngestReport",
+    "LLMBadResponse",
+    "LLMError",
+    "LLMRateLimited",
+    "LLMServerError",
+    "LLMTimeout",
+    "LLMUnavailable",
     "Paper",
     "PaperRecord",
     "ParseProblem",
+    "Passage",
+    "Pipeline",
+    "QuestionError",
     "RagError",
     "Settings",
     "Source",
     "StoreError",
     "StoreStats",
+    "Turn",
+    "Usage",
+    "ask",
     "ingest",
     "list_papers",
     "load_settings",
+    "pipeline",
     "store_stats",
 ]

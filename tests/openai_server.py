@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,14 +35,39 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names in lower case
     body: dict[str, Any]
+    at: float = 0.0  # time.monotonic() on arrival
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server does with one chat request.
+
+    kind: "text" (answer `text`), "cut" (stream part of `text`, then drop the connection), "malformed" (a body
+    that is not JSON), "empty" (an answer with no content), "slow" (wait `delay` seconds, then answer).
+    """
+
+    kind: str = "text"
+    text: str = ""
+    delay: float = 0.0
+
+
+def echo_answer(messages: list[dict[str, Any]]) -> str:
+    """A faithful answer built from the prompt: the first sentence of passage [1], cited."""
+    user = messages[-1]["content"]
+    match = re.search(r"\[1\] [^\n]*\n[^\n]*\n(?P<text>[^\n]+)", user)
+    if not match:
+        return "I found nothing."
+    first = re.split(r"(?<=[.!?])\s", match["text"], maxsplit=1)[0].rstrip(".")
+    return f"{first} [1]."
 
 
 @dataclass
 class FakeOpenAI:
-    """State shared with the handler: queued faults, and the requests received."""
+    """State shared with the handler: queued faults and replies, and the requests received."""
 
     requests: list[Recorded] = field(default_factory=list)
     faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (status, headers) served first
+    replies: list[Reply] = field(default_factory=list)  # served in order; then echo_answer
     port: int = 0
 
     @property
@@ -56,7 +83,9 @@ def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
-            state.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            state.requests.append(
+                Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+            )
             if state.faults:
                 status, headers = state.faults.pop(0)
                 self._send(status, {"error": {"message": f"scripted fault {status}", "type": "server_error"}}, headers)
@@ -70,7 +99,59 @@ def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 usage = {"prompt_tokens": sum(len(t.split()) for t in inputs), "total_tokens": 0}
                 self._send(200, {"object": "list", "data": data, "model": body["model"], "usage": usage})
                 return
+            if self.path.endswith("/chat/completions"):
+                reply = state.replies.pop(0) if state.replies else Reply("text", echo_answer(body["messages"]))
+                self._chat(body, reply)
+                return
             self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def _chat(self, body: dict[str, Any], reply: Reply) -> None:
+            if reply.kind == "slow":
+                time.sleep(reply.delay)
+            if reply.kind == "malformed":
+                raw = b"data: {this is not json\n\n" if body.get("stream") else b"{this is not json"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream" if body.get("stream") else "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+                return
+            text = "" if reply.kind == "empty" else reply.text
+            usage = {"prompt_tokens": 321, "completion_tokens": max(1, len(text.split())), "total_tokens": 0}
+            if not body.get("stream"):
+                message = {"role": "assistant", "content": text}
+                choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                self._send(200, {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                                 "choices": [choice], "usage": usage})  # fmt: skip
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            pieces = re.findall(r"\S+\s*", text) or [""]
+            if reply.kind == "cut":
+                pieces = pieces[: max(1, len(pieces) // 2)]
+            for piece in pieces:
+                self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                          "finish_reason": None}]}, body)  # fmt: skip
+            if reply.kind == "cut":
+                self.wfile.write(b'40\r\ndata: {"choices": [')  # half a chunk, then the connection drops
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, body)
+            if body.get("stream_options", {}).get("include_usage"):
+                self._event({"choices": [], "usage": usage}, body)
+            self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
+
+        def _event(self, payload: dict[str, Any], body: dict[str, Any]) -> None:
+            event = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"], **payload}
+            self._chunk(f"data: {json.dumps(event)}\n\n".encode())
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             raw = json.dumps(payload).encode()
