@@ -1,0 +1,100 @@
+"""ask() benchmark on the shipped corpus with the extractive answerer: warm latency p50/p95 over the development
+questions, split into retrieval, answering and citation checking, and the wall time of a cold `rag ask`
+(process start to printed answer).
+
+Baselines, measured in the same run: embedding one question (the floor under retrieval), and a cold process
+that only imports torch and sentence-transformers (the floor under a cold `rag ask`).
+
+    .venv/bin/python benchmarks/ask.py --runs 5 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import rag
+from rag.api import Pipeline
+from rag.config import Settings
+
+RAG_BIN = Path(sys.executable).parent / "rag"
+QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
+COLD_QUESTION = "Which papers here merge fine-tuned models, and how do their methods differ?"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def cold_seconds(command: list[str], home: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(home), RAG_BACKEND="extractive")
+    tick = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - tick
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="passes over the questions, and cold runs")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    questions = [json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines()]
+    with tempfile.TemporaryDirectory() as base:
+        settings = Settings(home=Path(base) / "home", backend="extractive")
+        rag.ingest(settings=settings)
+        pipe = Pipeline(settings)
+        for question in questions[:3]:
+            pipe.ask(question)  # warm-up: model, index, sentence tokenizer
+        stages: dict[str, list[float]] = {"retrieval": [], "answer": [], "check": [], "total": []}
+        embed: list[float] = []
+        for _ in range(args.runs):
+            for question in questions:
+                answer = pipe.ask(question)
+                for stage in stages:
+                    stages[stage].append(answer.seconds[stage])
+                tick = time.perf_counter()
+                pipe.embedder.embed_query(question)
+                embed.append(time.perf_counter() - tick)
+        cold = [cold_seconds([str(RAG_BIN), "ask", COLD_QUESTION], settings.home) for _ in range(args.runs)]
+        floor = [
+            cold_seconds([sys.executable, "-c", "import torch, sentence_transformers"], settings.home)
+            for _ in range(args.runs)
+        ]
+    report = {
+        **{f"{stage}_p50": statistics.median(values) for stage, values in stages.items()},
+        **{f"{stage}_p95": percentile(values, 0.95) for stage, values in stages.items()},
+        "embed_query_p50": statistics.median(embed),
+        "cold_rag_ask_median": statistics.median(cold),
+        "cold_import_floor_median": statistics.median(floor),
+        "asks": len(stages["total"]),
+    }
+    report["retrieval_over_embed_p50"] = report["retrieval_p50"] / report["embed_query_p50"]
+    report["cold_over_floor"] = report["cold_rag_ask_median"] / report["cold_import_floor_median"]
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"warm ask(), extractive, {report['asks']} questions ({len(questions)} × {args.runs}); seconds")
+    for stage in ("retrieval", "answer", "check", "total"):
+        print(f"  {stage:<9} p50 {report[f'{stage}_p50']:.3f}   p95 {report[f'{stage}_p95']:.3f}")
+    print(
+        f"  baseline: embedding the question alone p50 {report['embed_query_p50']:.3f} "
+        f"(retrieval / baseline = {report['retrieval_over_embed_p50']:.1f})"
+    )
+    print(
+        f"cold `rag ask` (process start to printed answer), median of {args.runs}: "
+        f"{report['cold_rag_ask_median']:.2f} s; baseline: a process importing torch and sentence-transformers "
+        f"{report['cold_import_floor_median']:.2f} s (ratio {report['cold_over_floor']:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

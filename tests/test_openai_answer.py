@@ -1,0 +1,206 @@
+"""The OpenAI-compatible answerer against a real HTTP server on 127.0.0.1: the prompt it sends, streaming, token
+budget and usage, citation checks on what the model wrote, and every fault the issue lists."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.api import Pipeline
+from rag.errors import LLMBadResponse, LLMRateLimited, LLMServerError, LLMTimeout, LLMUnavailable
+from rag.templates import ABSTAIN_PHRASE
+from tests.conftest import run_rag
+from tests.openai_server import FakeOpenAI, Reply, serve
+
+KEY = "sk-live-do-not-print-4242"
+QUESTION = "How does Fisher merging approximate the posterior of each model?"
+FISHER = "Merging Models with Fisher-Weighted Averaging"
+FISHER_SENTENCE = (
+    "We develop an alternative merging procedure based on the Laplace approximation where we approximate each "
+    "model's posterior as a Gaussian distribution whose precision matrix corresponds to its Fisher information"
+)
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with serve() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        yield fake
+
+
+def pipe_for(full_store, **overrides: object) -> Pipeline:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    values = {"backend": "openai", "llm_model": "test-model", "llm_timeout": 5.0, "llm_retries": 2, **overrides}
+    return Pipeline(settings.model_copy(update=values))
+
+
+def chat_requests(server: FakeOpenAI) -> list:  # type: ignore[type-arg]
+    return [r for r in server.requests if r.path.endswith("/chat/completions")]
+
+
+def test_the_prompt_numbers_the_passages_with_title_and_date_and_asks_for_citations(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    answer = pipe_for(full_store).ask(QUESTION)
+    (request,) = chat_requests(server)
+    body = request.body
+    assert (body["model"], body["stream"], body["temperature"], body["max_tokens"]) == ("test-model", True, 0, 512)
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    system, user = body["messages"]
+    assert system["role"] == "system" and ABSTAIN_PHRASE in system["content"]
+    assert "square brackets" in system["content"] and "Use only what the passages say" in system["content"]
+    assert user["content"].rstrip().endswith(f"Question: {QUESTION}")
+    headings = re.findall(r"^\[(\d+)\] (.+)$", user["content"], flags=re.M)
+    assert [int(n) for n, _ in headings] == list(range(1, len(answer.passages) + 1))
+    assert headings[0][1] == f"{FISHER} (Nov 18, 2021)"
+    assert all(p.text in user["content"] for p in answer.passages)
+
+
+def test_a_faithful_streamed_answer_is_checked_cited_and_reports_usage(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    pieces: list[str] = []
+    server.replies.append(
+        Reply(
+            "text",
+            f"{FISHER_SENTENCE} [1]. Plain parameter averaging amounts to an isotropic Gaussian approximation of the "
+            "posteriors [1].",
+        )
+    )
+    answer = pipe_for(full_store).ask(QUESTION, on_text=pieces.append)
+    assert len(pieces) > 5 and "".join(pieces).startswith("We develop")
+    assert not answer.abstained and answer.backend == "openai"
+    assert [c.title for c in answer.citations] == [FISHER]
+    assert all(s.supported for s in answer.sentences) and len(answer.sentences) == 2
+    assert answer.usage is not None and answer.usage.prompt_tokens == 321 and not answer.usage.counted
+
+
+def test_markers_to_no_passage_are_removed_and_unsupported_sentences_flagged(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.append(
+        Reply("text", f"{FISHER_SENTENCE} [1][42]. Fisher merging improves accuracy by 37.5% on ImageNet [1].")
+    )
+    answer = pipe_for(full_store).ask(QUESTION)
+    assert answer.removed_markers == [42]
+    assert "[42]" not in answer.text and not answer.abstained
+    good, bad = answer.sentences
+    assert good.supported and good.markers == [1]
+    assert not bad.supported and any("37.5%" in problem for problem in bad.problems)
+    assert [s.text for s in answer.unsupported] == [bad.text]
+
+
+def test_an_answer_with_no_supported_sentence_becomes_an_abstention(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.append(
+        Reply("text", "Quantum annealing on 512 qubits solves protein folding [1]. It uses no data [2].")
+    )
+    answer = pipe_for(full_store).ask(QUESTION)
+    assert answer.abstained and answer.text == ABSTAIN_PHRASE and answer.citations == []
+    assert len(answer.sentences) == 2 and not any(s.supported for s in answer.sentences)
+
+
+def test_the_models_abstain_phrase_is_an_abstention(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.append(Reply("text", ABSTAIN_PHRASE))
+    answer = pipe_for(full_store).ask("What learning rate did the Fisher merging paper use?")
+    assert answer.abstained and answer.text == ABSTAIN_PHRASE and answer.citations == []
+
+
+def test_the_prompt_is_kept_inside_the_models_context(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    import tiktoken
+
+    wide = pipe_for(full_store).ask(QUESTION, k=8)
+    narrow = pipe_for(full_store, llm_context=1024, llm_max_tokens=256).ask(QUESTION, k=8)
+    first, second = chat_requests(server)
+    count = lambda body: len(re.findall(r"^\[\d+\] ", body["messages"][1]["content"], flags=re.M))  # noqa: E731
+    assert count(first.body) == len(wide.passages) > count(second.body) >= 1
+    encoding = tiktoken.get_encoding("cl100k_base")
+    size = sum(len(encoding.encode(m["content"])) + 4 for m in second.body["messages"]) + 3
+    assert size <= 1024 - 256
+    assert second.body["max_tokens"] == 256 and not narrow.abstained
+
+
+def test_a_429_with_retry_after_is_waited_out_and_retried(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.faults.append((429, {"Retry-After": "1"}))
+    answer = pipe_for(full_store).ask(QUESTION)
+    first, second = chat_requests(server)
+    assert second.at - first.at >= 0.9  # the server said to wait a second
+    assert not answer.abstained
+
+
+@pytest.mark.parametrize(
+    ("faults", "error", "reason"),
+    [
+        ([(429, {"Retry-After": "0"})] * 3, LLMRateLimited, "rate limited (HTTP 429) after 2 retries"),
+        ([(503, {})] * 3, LLMServerError, "HTTP 503 after 2 retries"),
+        ([(500, {})] * 3, LLMServerError, "HTTP 500 after 2 retries"),
+    ],
+)
+def test_an_endpoint_that_keeps_failing_gives_a_typed_error_after_bounded_retries(
+    full_store, server, faults, error, reason
+) -> None:  # type: ignore[no-untyped-def]
+    server.faults.extend(faults)
+    with pytest.raises(error) as caught:
+        pipe_for(full_store).ask(QUESTION)
+    assert str(caught.value) == f"LLM endpoint {server.base_url}: {reason}" or reason in str(caught.value)
+    assert len(chat_requests(server)) == 3  # one try and two retries, no more
+
+
+@pytest.mark.parametrize(
+    ("replies", "error", "reason"),
+    [
+        ([Reply("malformed")] * 3, LLMBadResponse, "not valid chat-completion JSON"),
+        ([Reply("empty")] * 3, LLMBadResponse, "the reply was empty"),
+        ([Reply("cut", FISHER_SENTENCE)] * 3, LLMBadResponse, "cut off"),
+    ],
+)
+def test_a_malformed_empty_or_cut_reply_is_retried_then_a_typed_error(
+    full_store, server, replies, error, reason
+) -> None:  # type: ignore[no-untyped-def]
+    server.replies.extend(replies)
+    with pytest.raises(error, match=reason):
+        pipe_for(full_store).ask(QUESTION)
+    assert len(chat_requests(server)) == 3
+
+
+def test_a_stream_cut_midway_is_retried_and_the_retry_answers(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.extend([Reply("cut", f"{FISHER_SENTENCE} [1]."), Reply("text", f"{FISHER_SENTENCE} [1].")])
+    answer = pipe_for(full_store).ask(QUESTION)
+    assert not answer.abstained and len(chat_requests(server)) == 2
+    assert answer.sentences[0].claim == FISHER_SENTENCE + "."
+
+
+def test_a_slow_endpoint_times_out(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.append(Reply("slow", "late", delay=3.0))
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout, match="no answer within 1 s; raise RAG_LLM_TIMEOUT"):
+        pipe_for(full_store, llm_timeout=1.0, llm_retries=0).ask(QUESTION)
+    assert time.monotonic() - started < 3.0  # it gave up before the server answered
+
+
+def test_an_unreachable_endpoint_is_a_typed_error_naming_it(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(LLMUnavailable, match=re.escape(f"LLM endpoint {url}: cannot connect")):
+        pipe_for(full_store, llm_retries=0).ask(QUESTION)
+
+
+def test_the_cli_names_the_endpoint_and_the_reason_and_never_prints_the_key(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    server.faults.extend([(500, {})] * 3)
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY, "RAG_LLM_RETRIES": "2"}
+    result = run_rag("ask", QUESTION, "--backend", "openai", home=settings.home, env=env)
+    assert result.returncode == 1
+    assert result.stderr == f"error: LLM endpoint {server.base_url}: HTTP 500 after 2 retries\n"
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_the_cli_prints_an_openai_answer_with_its_sources(full_store, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    server.replies.append(Reply("text", f"{FISHER_SENTENCE} [1]."))
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY}
+    result = run_rag("ask", QUESTION, home=settings.home, env=env)  # auto: the endpoint is configured
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("We develop an alternative merging procedure")
+    assert f"\nSources\n[1] {FISHER}\n" in result.stdout
+    assert KEY not in result.stdout + result.stderr
