@@ -14,12 +14,13 @@ from rag.citations import check, with_markers
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError
-from rag.generation import OnText, Turn, asks_several, make_answerer, metadata_intent
+from rag.generation import OnText, Turn, make_answerer, metadata_intent
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE
+from rag.text import asks_several
 from rag.types import Answer, Citation, Filters, Paper, Passage, Usage
 
 

@@ -22,7 +22,7 @@ from rag.errors import (
     LLMUnavailable,
 )
 from rag.templates import ABSTAIN_PHRASE, render
-from rag.text import content_stems, names, numbers, sentence_spans
+from rag.text import asks_several, content_stems, names, numbers, sentence_spans
 from rag.types import Paper, Passage, Usage
 
 if TYPE_CHECKING:
@@ -162,11 +162,6 @@ def _in_span(year: int, intent: MetadataIntent) -> bool:
 
 # --- extractive ----------------------------------------------------------------------------------------------
 
-_MULTI = re.compile(
-    r"\b(which papers|what papers|papers|works|studies|approaches|methods|techniques|compare|comparison|differ|"
-    r"difference|contrast|several|various)\b",
-    re.I,
-)
 _METHOD_QUESTION = re.compile(
     r"\b(what|which) (is the )?(name|method|approach|technique|framework|model|algorithm|system|architecture|"
     r"benchmark|dataset|loss|strategy|module)\b|\bcalled\b|\bnamed\b",
@@ -212,11 +207,6 @@ ABSTAIN_BELOW = 0.48
 MULTI_KEEP_ABOVE = 0.45
 SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
-
-
-def asks_several(question: str) -> bool:
-    """Whether the question is about several papers ("Which papers ...", "compare ...")."""
-    return bool(_MULTI.search(question))
 
 
 @dataclass
@@ -279,7 +269,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return []
         vectors = self.embedder.embed_documents([question, *(c.text for c in candidates)])
-        asks_method = bool(_METHOD_QUESTION.search(question) or _MULTI.search(question))
+        asks_method = bool(_METHOD_QUESTION.search(question)) or asks_several(question)
         question_stems = content_stems(question)
         question_names = names(question)
         for candidate, vector in zip(candidates, vectors[1:], strict=True):

@@ -21,10 +21,14 @@ from dataclasses import dataclass
 
 from rag.embedding import Embedder
 from rag.store import Store
+from rag.text import asks_several
 from rag.types import Filters, Paper, Passage
 
 PAPER_WEIGHT = 0.3
 LEXICAL_WEIGHT = 0.1
+# A question about several papers names a topic rather than one paper's idea; its words matter more
+# (development multi-paper questions: gold recall among 8 passages 0.76 at 0.1, 0.83 at 0.3).
+LEXICAL_WEIGHT_SEVERAL = 0.3
 LEXICAL_SATURATION = 15.0
 CANDIDATES = 50
 # The ranked passages come from distinct papers, so that a question spanning several papers sees several
@@ -136,10 +140,13 @@ class Retriever:
         if not self._chunks or (allowed is not None and not allowed):
             return []
         vector = self.embedder.embed_query(question)
-        passages = self._ranked(search_text(question), vector, k, allowed)
+        lexical_weight = LEXICAL_WEIGHT_SEVERAL if asks_several(question) else self.lexical_weight
+        passages = self._ranked(search_text(question), vector, k, allowed, lexical_weight)
         return self.expand(vector, passages, expand) if expand else passages
 
-    def _ranked(self, question: str, vector: list[float], k: int, allowed: list[str] | None) -> list[Passage]:
+    def _ranked(
+        self, question: str, vector: list[float], k: int, allowed: list[str] | None, lexical_weight: float
+    ) -> list[Passage]:
         dense = dict(self.store.query(vector, self.candidates, allowed))
         allowed_set = set(allowed) if allowed is not None else None
         scores = self.lexical_scores(question)
@@ -161,7 +168,7 @@ class Retriever:
             chunk = self._chunks[self._position[cid]]
             bonus = min(1.0, scores[self._position[cid]] / LEXICAL_SATURATION)
             fused[cid] = (
-                dense[cid] + self.paper_weight * paper_cosines.get(chunk.paper_id, 0.0) + self.lexical_weight * bonus
+                dense[cid] + self.paper_weight * paper_cosines.get(chunk.paper_id, 0.0) + lexical_weight * bonus
             )
         passages = []
         for cid in _group_per_paper(fused, lambda c: self._chunks[self._position[c]].paper_id, k):
