@@ -5,7 +5,9 @@ from rag.config import apply_offline_environment
 apply_offline_environment()
 
 from rag.api import Pipeline, StoreStats, ask, ingest, list_papers, pipeline, store_stats  # noqa: E402
+from rag.citations import SUPPORT_THRESHOLD, Support, judge_claim, paper_header, parse_markers, split_answer  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
+from rag.embedding import Embedder  # noqa: E402
 from rag.errors import (  # noqa: E402
     ConfigError,
     EmbeddingError,
@@ -39,11 +41,13 @@ from rag.types import (  # noqa: E402
 
 __all__ = [
     "ABSTAIN_PHRASE",
+    "SUPPORT_THRESHOLD",
     "Answer",
     "AnswerSentence",
     "Chunk",
     "Citation",
     "ConfigError",
+    "Embedder",
     "EmbeddingError",
     "Filters",
     "IngestError",
@@ -65,12 +69,17 @@ __all__ = [
     "Source",
     "StoreError",
     "StoreStats",
+    "Support",
     "Turn",
     "Usage",
     "ask",
     "ingest",
+    "judge_claim",
     "list_papers",
     "load_settings",
+    "paper_header",
+    "parse_markers",
     "pipeline",
+    "split_answer",
     "store_stats",
 ]

@@ -93,23 +93,34 @@ class Support:
 
 def support(claim: str, cited: Sequence[Passage], embedder: Embedder | None = None) -> Support:
     """How well the cited passages (with their papers' records) support `claim`."""
-    if not cited:
+    evidence = [f"{paper_header(p.paper)} {p.text}" for p in cited]
+    return judge_claim(claim, evidence, count=len({p.paper_id for p in cited}), embedder=embedder)
+
+
+def judge_claim(
+    claim: str, evidence: Sequence[str], count: int | None = None, embedder: Embedder | None = None
+) -> Support:
+    """How well the `evidence` texts, taken together, support `claim` (the checks in the module docstring).
+
+    `count` is the number of distinct papers behind the evidence: a claim may state it ("4 papers ...")."""
+    if not evidence:
         return Support(0.0, ("cites no passage",))
-    evidence = " ".join(f"{paper_header(p.paper)} {p.text}" for p in cited)
+    joined = " ".join(evidence)
     problems: list[str] = []
     # A count of the cited papers ("4 papers ...") is backed by the citations themselves.
-    missing_numbers = numbers(claim) - numbers(evidence) - {str(len({p.paper_id for p in cited}))}
+    allowed = {str(count if count is not None else len(evidence))}
+    missing_numbers = numbers(claim) - numbers(joined) - allowed
     if missing_numbers:
         problems.append(f"number {', '.join(sorted(missing_numbers))} not in the cited passages")
-    lowered = evidence.lower()
+    lowered = joined.lower()
     missing_names = {name for name in names(claim) if name not in lowered}
     if missing_names:
         problems.append(f"name {', '.join(sorted(missing_names))} not in the cited passages")
 
     claim_stems = content_stems(claim)
-    evidence_stems = content_stems(evidence)
+    evidence_stems = content_stems(joined)
     coverage = len(claim_stems & evidence_stems) / len(claim_stems) if claim_stems else 1.0
-    candidates = [s for p in cited for s in sentences(f"{paper_header(p.paper)} {p.text}")]
+    candidates = [s for text in evidence for s in sentences(text)] or list(evidence)
     closest = max(candidates, key=lambda s: len(content_stems(s) & claim_stems))
     if negated(claim) != negated(closest):
         problems.append("negation differs from the cited passage")

@@ -97,11 +97,11 @@ class _progress:
 
     def update(self, stage: str, done: int, total: int) -> None:
         if self.bar is None:
-            if done:
+            if done and stage == "embed":
                 click.echo(f"{stage}: {done}/{total} papers stored", err=True)
             return
         if self.task is None:
-            self.task = self.bar.add_task("chunk, embed, store", total=total)
+            self.task = self.bar.add_task("chunk, embed, store" if stage == "embed" else stage, total=total)
         self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc: object) -> None:
@@ -206,6 +206,141 @@ def _print_answer(answer: Any) -> None:
         facts = " · ".join(x for x in (authors, citation.date or "", citation.category or "", where) if x)
         click.echo(textwrap.fill(facts, width, initial_indent="    ", subsequent_indent="    "))
         click.echo(textwrap.fill(f"“{citation.passage}”", width, initial_indent="    ", subsequent_indent="    "))
+
+
+@main.command(name="eval")
+@click.option(
+    "--questions",
+    "questions_path",
+    type=click.Path(path_type=Path),
+    help="JSONL questions [default: the development set].",
+)
+@click.option(
+    "--backend", type=click.Choice(["extractive", "openai"]), help="Who writes the answers [default: RAG_BACKEND]."
+)
+@click.option(
+    "--answers", "answers_path", type=click.Path(path_type=Path), help="Score answers produced elsewhere (JSONL)."
+)
+@click.option("--judge", type=click.Choice(["offline", "openai"]), default="offline", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Folder for report.json/.md/.html [default: RAG_HOME/eval]."
+)
+@click.option(
+    "--compare", "compare_path", type=click.Path(path_type=Path), help="An older report.json to compare with."
+)
+@click.option(
+    "--fail-under",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Exit 1 when a metric (overall, or TYPE.METRIC) is below VALUE.",
+)
+@click.option(
+    "--baseline", "baseline_path", type=click.Path(path_type=Path), help="A JSON file of METRIC: VALUE minimums."
+)
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True, help="Questions answered at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option(
+    "--judge-check", is_flag=True, help="Also measure the judge on faithful and corrupted claims from the corpus."
+)
+@user_errors
+def eval_command(
+    questions_path: Path | None,
+    backend: str | None,
+    answers_path: Path | None,
+    judge: str,
+    out: Path | None,
+    compare_path: Path | None,
+    fail_under: tuple[str, ...],
+    baseline_path: Path | None,
+    workers: int,
+    as_json: bool,
+    judge_check: bool,
+) -> None:
+    """Score answers to held-out questions: retrieval, citations, faithfulness, key facts, abstention."""
+    from rich.console import Console
+
+    from rag.errors import ConfigError
+    from rag.evaluation import report as reports
+    from rag.evaluation.judge_check import run_judge_check
+    from rag.evaluation.judges import make_judge
+    from rag.evaluation.runner import evaluate
+
+    settings = load_settings()
+    if questions_path is None:
+        from importlib import resources
+
+        questions_path = Path(str(resources.files("rag.evaluation").joinpath("questions.jsonl")))
+    thresholds = _thresholds(fail_under, baseline_path)
+    old = None
+    if compare_path is not None:
+        try:
+            old = json.loads(compare_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--compare {compare_path}: not a readable report.json ({exc})") from exc
+    console = Console(stderr=True)
+    with _progress(console) as progress:
+        report = evaluate(
+            questions_path,
+            settings=settings,
+            backend=backend,
+            judge=judge,
+            answers_path=answers_path,
+            workers=workers,
+            progress=lambda done, total: progress("questions", done, total),
+        )
+        if judge_check:
+            pipe = api.pipeline(settings)
+            report.judge_check = run_judge_check(make_judge(judge, settings, pipe.embedder), pipe)
+    folder = out or settings.home / "eval"
+    paths = reports.write(report, folder)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(reports.markdown(report).rstrip())
+        click.echo(f"\nreports: {paths['json']}, {paths['md']}, {paths['html']}")
+        if old is not None:
+            click.echo("\n" + reports.compare(old, report))
+    failed = _below(report, thresholds)
+    if failed:
+        for line in failed:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+
+
+def _thresholds(fail_under: tuple[str, ...], baseline_path: Path | None) -> dict[str, float]:
+    from rag.errors import ConfigError
+
+    thresholds: dict[str, float] = {}
+    if baseline_path is not None:
+        try:
+            thresholds.update({k: float(v) for k, v in json.loads(baseline_path.read_text()).items()})
+        except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"--baseline {baseline_path}: expected a JSON object of metric: number ({exc})") from exc
+    for item in fail_under:
+        metric, _, value = item.partition("=")
+        try:
+            thresholds[metric.strip()] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"--fail-under {item!r}: write METRIC=VALUE, e.g. citation_recall=0.9") from exc
+    return thresholds
+
+
+def _below(report: Any, thresholds: dict[str, float]) -> list[str]:
+    """The thresholds the report misses, as messages."""
+    from rag.errors import ConfigError
+
+    failed = []
+    for name, minimum in thresholds.items():
+        scope, _, metric = name.rpartition(".")
+        table = report.overall if not scope else report.by_type.get(scope)
+        if table is None or metric not in table:
+            raise ConfigError(
+                f"--fail-under {name}: no such metric; use e.g. citation_recall or factoid.key_fact_recall"
+            )
+        value = table[metric]
+        if value is None or value < minimum:
+            failed.append(f"{name} = {value if value is not None else 'n/a'} is below {minimum}")
+    return failed
 
 
 @main.command()

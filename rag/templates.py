@@ -16,6 +16,8 @@ ABSTAIN_PHRASE = "The abstracts in this collection do not answer this question."
 TEMPLATES: dict[str, frozenset[str]] = {
     "answer_system": frozenset({"abstain_phrase"}),
     "answer_user": frozenset({"history", "passages", "question"}),
+    "judge_claims": frozenset({"sentence"}),
+    "judge_verify": frozenset({"evidence", "claim"}),
 }
 
 

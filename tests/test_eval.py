@@ -1,0 +1,201 @@
+"""The evaluation harness: question files and gold, metrics, answers from elsewhere, reports, resuming, the
+judge check, and the CI gate on the development set."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from rag.evaluation.metrics import EvalAnswer, citation_scores, key_fact_recall, retrieval_scores
+from rag.evaluation.questions import QuestionFileError, load_questions, resolve_gold
+
+from tests.conftest import REPO, SEED, run_rag
+
+DEV = REPO / "eval" / "questions.jsonl"
+BASELINE = REPO / "eval" / "baseline.json"
+
+
+class WordJudge:
+    """A judge for metric tests: a claim is supported when all its words occur in the evidence."""
+
+    name = "words"
+
+    def supports(self, claim: str, evidence: list[str]) -> bool:
+        text = " ".join(evidence).lower()
+        return all(word in text for word in claim.lower().rstrip(".").split())
+
+
+def test_retrieval_scores_match_their_definitions() -> None:
+    scores = retrieval_scores(["x", "g1", "y", "x", "g2"], {"g1", "g2", "g3"})
+    assert scores["hit"] == 1.0 and scores["mrr"] == 0.5
+    assert scores["recall"] == pytest.approx(2 / 3)  # top 5 distinct: x, g1, y, g2
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert scores["ndcg"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / ideal)
+    assert retrieval_scores(["a", "b"], {"z"}) == {"hit": 0.0, "recall": 0.0, "mrr": 0.0, "ndcg": 0.0}
+
+
+def test_alce_citation_recall_and_precision() -> None:
+    answer = EvalAnswer(
+        id="q",
+        text="",
+        abstained=False,
+        sentences=[("red apples grow", [1, 2]), ("blue sky", [3]), ("green grass", [])],
+        citations={1: ("red apples", None), 2: ("apples grow", None), 3: ("the sea is wide", None)},
+        retrieved=None,
+        retrieved_evidence=[],
+    )
+    recall, precision = citation_scores(answer, WordJudge())
+    assert recall == pytest.approx(1 / 3)  # only the first sentence is supported by its citations together
+    assert precision == pytest.approx(2 / 3)  # [1] and [2] are each needed; [3] supports nothing
+
+
+def test_key_facts_ignore_case_and_spacing() -> None:
+    assert key_fact_recall("It reaches 99.6%  AUROC at 77 fps.", ["99.6% auroc", "77 FPS", "MVTec"]) == pytest.approx(
+        2 / 3
+    )
+    assert key_fact_recall("anything", []) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "q.jsonl line 1: not JSON"),
+        ('{"id": "a"}', "q.jsonl line 1: missing field question, type, gold, answer, key_facts"),
+        (
+            '{"id": "a", "question": "?", "type": "factoid", "gold": "x", "answer": "", "key_facts": []}',
+            "gold must be a list",
+        ),
+    ],
+)
+def test_a_malformed_question_file_names_the_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(QuestionFileError, match=message):
+        load_questions(path)
+
+
+def test_gold_that_matches_no_paper_or_several_is_an_error_naming_the_question(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import rag
+
+    papers = rag.pipeline(full_store[0]).retriever.papers
+    base = {"question": "?", "type": "factoid", "answer": "", "key_facts": []}
+    fisher = {"source_file": SEED["003"].name, "ordinal": 1, "title": "Merging Models with Fisher-Weighted Averaging"}
+    rows = [
+        {**base, "id": "ok", "gold": [fisher]},
+        {**base, "id": "prefix", "gold": [{"abstract_prefix": "Averaging the parameters of models"}]},
+    ]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    resolved = resolve_gold(load_questions(path), papers)
+    assert resolved["ok"] == resolved["prefix"] and len(resolved["ok"]) == 1
+    for gold, message in (
+        ({"title": "A Paper Nobody Wrote"}, "question bad: gold .* matches no stored paper"),
+        ({"abstract_prefix": "We"}, "question bad: gold .* matches \\d+ different papers"),
+        ({"source_file": SEED["003"].name, "ordinal": 1, "title": "Pointer Networks"}, "matches no stored paper"),
+    ):
+        path.write_text(json.dumps({**base, "id": "bad", "gold": [gold]}) + "\n")
+        with pytest.raises(QuestionFileError, match=message):
+            resolve_gold(load_questions(path), papers)
+
+
+def small_set(tmp_path: Path, ids: tuple[str, ...]) -> Path:
+    rows = [line for line in DEV.read_text().splitlines() if json.loads(line)["id"] in ids]
+    path = tmp_path / "small.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_rag_eval_writes_reports_compares_and_resumes_from_its_cache(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    questions = small_set(tmp_path, ("q-a-001", "q-b-005", "q-c-026", "q-a-032", "q-c-010"))
+    out = tmp_path / "out"
+    first = run_rag(
+        "eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out), home=settings.home
+    )
+    assert first.returncode == 0, first.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["overall"]["questions"] == 5 and set(report["by_type"]) == {
+        "factoid",
+        "metadata",
+        "method-name",
+        "unanswerable",
+    }
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") >= 5 and "Failing questions" in html and "<script" not in html
+    assert "| citation_recall |" in (out / "report.md").read_text()
+
+    cached = list((settings.home / "eval-cache").rglob("q-a-001-*.json"))
+    assert len(cached) == 1
+    answer = json.loads(cached[0].read_text())
+    answer["text"] = "A cached answer mentioning 16x [1]."
+    cached[0].write_text(json.dumps(answer))
+    second = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out),
+                     "--compare", str(out / "report.json"), home=settings.home)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    again = json.loads((out / "report.json").read_text())
+    row = next(q for q in again["questions"] if q["id"] == "q-a-001")
+    assert row["answer"]["text"] == "A cached answer mentioning 16x [1]."  # read from the cache, not asked again
+    assert "metric                    before       now    change" in second.stdout
+
+
+def test_answers_produced_elsewhere_are_scored_the_same_way(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    questions = small_set(tmp_path, ("q-c-010", "q-a-032"))
+    passage = (
+        "We develop an alternative merging procedure based on the Laplace approximation where we approximate each "
+        "model's posterior as a Gaussian distribution whose precision matrix corresponds to its Fisher information."
+    )
+    answers = tmp_path / "answers.jsonl"
+    cited = {"number": 1, "passage": passage, "title": "Merging Models with Fisher-Weighted Averaging"}
+    text = "Fisher merging approximates each posterior as a Gaussian [1]. It uses 12 GPUs [1]."
+    rows = [
+        {"id": "q-c-010", "answer": text, "citations": [cited], "abstained": False},
+        {"id": "q-a-032", "answer": "No.", "citations": [], "abstained": True},
+    ]
+    answers.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "ext"
+    result = run_rag("eval", "--questions", str(questions), "--answers", str(answers), "--out", str(out), "--json",
+                     home=settings.home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    row = next(q for q in report["questions"] if q["id"] == "q-c-010")
+    assert row["citation_recall"] == 0.5 and row["cited_gold"] == 1.0  # the 12 GPUs are in no passage
+    assert report["overall"]["abstention_recall"] == 1.0 and report["config"]["backend"] is None
+
+
+def test_fail_under_exits_1_naming_the_metric(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    questions = small_set(tmp_path, ("q-a-032",))
+    result = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(tmp_path / "o"),
+                     "--fail-under", "abstention_recall=1.01", home=settings.home)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("error: abstention_recall = 1.0 is below 1.01")
+    bad = run_rag("eval", "--questions", str(questions), "--fail-under", "happiness=0.5", "--out", str(tmp_path / "o"),
+                  home=settings.home)  # fmt: skip
+    assert bad.returncode == 1 and "no such metric" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_offline_judge_catches_corrupted_claims_and_spares_faithful_ones(full_store) -> None:  # type: ignore[no-untyped-def]
+    from rag.evaluation.judge_check import KINDS, run_judge_check
+    from rag.evaluation.judges import OfflineJudge
+
+    import rag
+
+    pipe = rag.pipeline(full_store[0])
+    result = run_judge_check(OfflineJudge(pipe.embedder), pipe, per_kind=30)
+    assert result["corrupted_flagged"] >= 0.90
+    assert result["faithful_flagged"] <= 0.05
+    assert all(result["per_kind"][kind]["cases"] == 30 for kind in KINDS)
+
+
+@pytest.mark.slow
+def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    result = run_rag("eval", "--backend", "extractive", "--judge", "offline", "--baseline", str(BASELINE),
+                     "--out", str(tmp_path / "dev"), "--workers", "2", home=settings.home)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "dev" / "report.json").read_text())
+    assert report["overall"]["questions"] == len(DEV.read_text().splitlines()) >= 100
