@@ -344,6 +344,38 @@ def _below(report: Any, thresholds: dict[str, float]) -> list[str]:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--no-auth", is_flag=True, help="Serve a non-loopback address without RAG_UI_AUTH (anyone can ask).")
+@user_errors
+def ui(host: str, port: int, no_auth: bool) -> None:
+    """Serve the chat UI (Gradio) on HOST:PORT."""
+    import ipaddress
+    import os
+
+    from rag.errors import ConfigError
+
+    auth = None
+    credentials = os.environ.get("RAG_UI_AUTH")
+    if credentials:
+        user, _, password = credentials.partition(":")
+        if not user or not password:
+            raise ConfigError("RAG_UI_AUTH must be user:password")
+        auth = (user, password)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and auth is None and not no_auth:
+        raise ConfigError(
+            f"--host {host} is reachable from other machines: set RAG_UI_AUTH=user:password, or pass --no-auth"
+        )
+    from rag.ui.app import launch
+
+    launch(load_settings(), host, port, auth)
+
+
+@main.command()
 @click.option("--jsonl", is_flag=True, help="One JSON record per paper, with every field.")
 @click.option(
     "--search", metavar="TEXT", help="Only papers with every word of TEXT starting a word of the title or abstract."

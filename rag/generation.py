@@ -163,7 +163,8 @@ def _in_span(year: int, intent: MetadataIntent) -> bool:
 # --- extractive ----------------------------------------------------------------------------------------------
 
 _METHOD_QUESTION = re.compile(
-    r"\b(what|which) (is the )?(name|method|approach|technique|framework|model|algorithm|system|architecture|"
+    r"\b(what|which) (is the )?(paper|work|study|name|method|approach|technique|framework|model|algorithm|system|"
+    r"architecture|"
     r"benchmark|dataset|loss|strategy|module)\b|\bcalled\b|\bnamed\b",
     re.I,
 )
@@ -254,12 +255,16 @@ class ExtractiveAnswerer:
     def rank(self, question: str, passages: Sequence[Passage]) -> list[_Candidate]:
         """Every sentence of every passage, scored against the question, best first."""
         top_score = max(p.score for p in passages)
+        # Sentences are shown in the order of their paper's rank, then of their place in its abstract.
+        paper_rank: dict[str, int] = {}
+        for passage in passages:
+            paper_rank.setdefault(passage.paper_id, len(paper_rank))
         candidates = [
             _Candidate(
                 number,
                 passage.paper_id,
                 passage.text[start:end].strip(),
-                order=(number, start),
+                order=(paper_rank[passage.paper_id], passage.start + start),
                 prior=RETRIEVAL_WEIGHT * (passage.score - top_score),
             )
             for number, passage in enumerate(passages, 1)

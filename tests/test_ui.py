@@ -1,0 +1,236 @@
+"""The chat UI in a real browser (Debian's Chromium driven by Playwright) and through the Gradio API: cited
+answers with cards, marker links, escaping of hostile corpus text, a failing LLM endpoint, ten users at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag.config import Settings
+from tests.conftest import RAG_BIN, REPO, SEED, run_rag
+from tests.openai_server import FakeOpenAI, serve
+from tests.test_server import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+KEY = "sk-ui-secret-never-on-the-page"
+HOSTILE_TITLE = '<script>window.__pwned = 1</script>Zebra Stripes <img src=x onerror="window.__pwned = 2">'
+HOSTILE_ABSTRACT = (
+    "We study zebra stripe camouflage for detecting striped animals in savanna photographs. "
+    '<script>window.__pwned = 3</script> Our detector <img src=x onerror="window.__pwned = 4"> finds zebras in '
+    "grassland scenes with a striped-pattern prior, and we report that stripe frequency matters more than colour. "
+    "The detector runs on a single camera trap and needs no labelled zebra images for training at all."
+)
+QUESTIONS = {  # question → title of the paper its answer must cite first (all in 003)
+    "How does Fisher merging approximate the posterior of each model?": "Merging Models with Fisher-Weighted Averaging",
+    "Which paper proposes LocalStyleFool, a regional video style transfer attack?": (
+        "LocalStyleFool: Regional Video Style Transfer Attack Using Segment Anything Model"
+    ),
+    "What does the Google Landmarks Dataset v2 benchmark offer for instance-level recognition?": (
+        "Google Landmarks Dataset v2 -- A Large-Scale Benchmark for Instance-Level Recognition and Retrieval"
+    ),
+    "Which paper introduces domain-adversarial training of neural networks?": (
+        "Domain-Adversarial Training of Neural Networks"
+    ),
+    "How do pareto domain adaptation methods balance the objectives?": "Pareto Domain Adaptation",
+}
+
+
+def _wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"rag ui did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible server on loopback for the UI's openai backend."""
+    with serve() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[str]:
+    """`rag ui` on a free loopback port over 003 and a planted page whose title and abstract carry HTML."""
+    base = tmp_path_factory.mktemp("ui")
+    planted = base / "planted.txt"
+    planted.write_text(f"new\n\nSubscribe\n\n{HOSTILE_TITLE}\n\n{HOSTILE_ABSTRACT}\n\n  • 2 authors\n·\nMay 1, 2024\n")
+    home = base / "home"
+    report = rag.ingest([SEED["003"], planted], settings=Settings(home=home, chroma_host=None, chroma_port=None))
+    assert report.failed_files == [] and report.problems == []
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
+    env.update(RAG_HOME=str(home), RAG_BACKEND="extractive", RAG_LLM_RETRIES="0", OPENAI_BASE_URL=llm.base_url,
+               OPENAI_API_KEY=KEY)  # fmt: skip
+    log = base / "ui.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/", process, log)
+            assert f"rag ui: serving on http://127.0.0.1:{port}" in log.read_text()
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed; scripts/test installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def ask(page, question: str) -> None:  # type: ignore[no-untyped-def]
+    before = page.locator("#chat .message-row, #chat [data-testid='bot']").count()
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function(
+        "n => document.querySelectorAll(\"#chat .message-row, #chat [data-testid='bot']\").length > n", arg=before
+    )
+
+
+@pytest.mark.slow
+def test_an_answer_shows_markers_that_lead_to_the_cards_of_its_sources(ui: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    ask(page, "How does Fisher merging approximate the posterior of each model?")
+    marker = page.locator("#chat a.marker").first
+    marker.wait_for(timeout=60_000)
+    assert marker.inner_text() == "[1]"
+    card = page.locator("#chat .card").first
+    assert "[1] Merging Models with Fisher-Weighted Averaging" in card.inner_text()
+    assert "2 authors · Nov 18, 2021 · 003_38268af9df130c14.txt #1" in card.inner_text()
+    assert card.locator("mark").count() >= 1  # the cited sentence is highlighted
+    card_id = card.get_attribute("id")
+    assert marker.get_attribute("href") == f"#{card_id}"
+    marker.click()
+    page.wait_for_function("id => location.hash === '#' + id", arg=card_id)
+    box = card.bounding_box()
+    assert box is not None and 0 <= box["y"] < 900  # the card is on screen
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-answer.png"))
+    assert KEY not in page.content()
+    page.close()
+
+
+@pytest.mark.slow
+def test_html_in_titles_and_abstracts_is_shown_as_text_and_runs_nothing(ui: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    ask(page, "Which paper detects zebras from their stripe camouflage?")
+    page.locator("#chat .card").first.wait_for(timeout=60_000)
+    text = page.inner_text("#chat")
+    assert "<script>window.__pwned = 1</script>Zebra Stripes" in text
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    page.get_by_role("tab", name="Corpus").click()
+    page.fill("#corpus-search textarea", "zebra")
+    page.wait_for_function("() => document.querySelector('#corpus-table').innerText.includes('Zebra Stripes')")
+    assert "<script>window.__pwned = 1</script>Zebra Stripes" in page.inner_text("#corpus-table")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    page.screenshot(path=str(ARTIFACTS / "ui-escaping.png"))
+    page.close()
+
+
+@pytest.mark.slow
+def test_an_openai_answer_streams_in_and_shows_its_cards(ui: str, browser, llm: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    assert f"OpenAI-compatible endpoint: {llm.base_url}" in page.inner_text("#llm-status")
+    page.get_by_role("radio", name="openai").check()
+    ask(page, "How does Fisher merging approximate the posterior of each model?")
+    page.locator("#chat a.marker").first.wait_for(timeout=60_000)
+    assert "[1] Merging Models with Fisher-Weighted Averaging" in page.locator("#chat .card").first.inner_text()
+    request = [r for r in llm.requests if r.path.endswith("/chat/completions")][-1]
+    assert request.body["stream"] is True
+    assert KEY not in page.content()
+    page.close()
+
+
+@pytest.mark.slow
+def test_a_failing_llm_endpoint_is_a_message_and_the_offline_answerer_still_works(
+    ui: str, browser, llm: FakeOpenAI
+) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    llm.faults.append((503, {}))
+    page.get_by_role("radio", name="openai").check()
+    ask(page, "How does Fisher merging approximate the posterior of each model?")
+    error = page.locator("#chat .error").first
+    error.wait_for(timeout=60_000)
+    assert f"LLM endpoint {llm.base_url}: HTTP 503 after 0 retries" in error.inner_text()
+    assert "Switch the backend to extractive" in error.inner_text()
+    page.get_by_role("radio", name="extractive").check()
+    ask(page, "Which paper introduces domain-adversarial training of neural networks?")
+    page.locator("#chat a.marker").first.wait_for(timeout=60_000)
+    assert KEY not in page.content()
+    page.close()
+
+
+@pytest.mark.slow
+def test_ten_simultaneous_questions_each_get_their_own_sources(ui: str) -> None:
+    from gradio_client import Client
+
+    client = Client(ui, verbose=False)
+    questions = list(QUESTIONS) * 2
+
+    def one(question: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+        return question, client.predict(question, "extractive", 5, api_name="/ask")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(one, questions))
+    assert len(results) == 10
+    for question, answer in results:
+        assert answer["question"] == question and not answer["abstained"], answer
+        assert answer["citations"][0]["title"] == QUESTIONS[question]
+
+
+def test_serving_beyond_loopback_needs_auth_or_an_explicit_no_auth(tmp_path: Path) -> None:
+    result = run_rag("ui", "--host", "0.0.0.0", "--port", str(free_port()), home=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: --host 0.0.0.0 is reachable from other machines: set RAG_UI_AUTH=user:password, or pass --no-auth\n"
+    )
+    bad = run_rag("ui", "--host", "0.0.0.0", home=tmp_path, env={"RAG_UI_AUTH": "nopassword"})
+    assert (bad.returncode, bad.stderr) == (1, "error: RAG_UI_AUTH must be user:password\n")
+
+
+def test_the_port_is_free_helper_finds_a_bindable_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))

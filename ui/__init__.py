@@ -1,0 +1,1 @@
+"""The Gradio chat UI, installed as rag.ui; it uses only the library's public API."""
