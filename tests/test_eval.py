@@ -199,3 +199,24 @@ def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store,
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "dev" / "report.json").read_text())
     assert report["overall"]["questions"] == len(DEV.read_text().splitlines()) >= 100
+
+
+def test_the_openai_judge_decomposes_then_verifies_each_claim(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from rag.evaluation.judges import OpenAIJudge
+
+    from tests.openai_server import Reply, serve
+
+    settings, _ = full_store
+    with serve() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-judge")
+        judge = OpenAIJudge(settings.model_copy(update={"llm_model": "judge-model", "llm_retries": 0}))
+        server.replies.extend([Reply("text", "- SSAM uses a binary mask.\n- SSAM converges like SAM."),
+                               Reply("text", "yes, stated"), Reply("text", "yes, stated")])  # fmt: skip
+        assert judge.supports("SSAM uses a binary mask and converges like SAM.", ["SSAM ... binary mask ... rate"])
+        server.replies.extend([Reply("text", "One claim."), Reply("text", "No: the evidence says otherwise.")])
+        assert not judge.supports("SSAM needs no mask.", ["SSAM achieves sparse perturbation by a binary mask."])
+        prompts = [r.body["messages"][0]["content"] for r in server.requests]
+    assert len(prompts) == 5
+    assert prompts[0].startswith("Split the sentence below into its atomic factual claims")
+    assert "Claim: SSAM converges like SAM." in prompts[2] and "SSAM ... binary mask ... rate" in prompts[2]

@@ -18,7 +18,7 @@ import pytest
 import rag
 from rag.config import Settings
 from tests.conftest import RAG_BIN, REPO, SEED, run_rag
-from tests.openai_server import FakeOpenAI, serve
+from tests.openai_server import FakeOpenAI, Reply, serve
 from tests.test_server import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,6 +44,17 @@ QUESTIONS = {  # question → title of the paper its answer must cite first (all
     ),
     "How do pareto domain adaptation methods balance the objectives?": "Pareto Domain Adaptation",
 }
+
+
+def _write_eval_report(settings: Settings, base: Path) -> None:
+    """A real evaluation report in RAG_HOME/eval, for the Evaluation tab."""
+    from rag.evaluation import report as reports
+    from rag.evaluation.runner import evaluate
+
+    rows = [line for line in (REPO / "eval" / "questions.jsonl").read_text().splitlines() if '"q-c-010"' in line]
+    questions = base / "questions.jsonl"
+    questions.write_text("\n".join(rows) + "\n")
+    reports.write(evaluate(questions, settings=settings), settings.home / "eval")
 
 
 def _wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:  # type: ignore[type-arg]
@@ -74,8 +85,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
     planted = base / "planted.txt"
     planted.write_text(f"new\n\nSubscribe\n\n{HOSTILE_TITLE}\n\n{HOSTILE_ABSTRACT}\n\n  • 2 authors\n·\nMay 1, 2024\n")
     home = base / "home"
-    report = rag.ingest([SEED["003"], planted], settings=Settings(home=home, chroma_host=None, chroma_port=None))
+    settings = Settings(home=home, chroma_host=None, chroma_port=None, backend="extractive")
+    report = rag.ingest([SEED["003"], planted], settings=settings)
     assert report.failed_files == [] and report.problems == []
+    _write_eval_report(settings, base)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env.update(RAG_HOME=str(home), RAG_BACKEND="extractive", RAG_LLM_RETRIES="0", OPENAI_BASE_URL=llm.base_url,
@@ -174,9 +187,17 @@ def test_an_openai_answer_streams_in_and_shows_its_cards(ui: str, browser, llm: 
     page.goto(ui)
     assert f"OpenAI-compatible endpoint: {llm.base_url}" in page.inner_text("#llm-status")
     page.get_by_role("radio", name="openai").check()
+    sentence = (
+        "We develop an alternative merging procedure based on the Laplace approximation where we approximate each "
+        "model's posterior as a Gaussian distribution whose precision matrix corresponds to its Fisher information"
+    )
+    llm.replies.append(Reply("text", f"{sentence} [1]. Training it needs 12 GPUs for a week [1]."))
     ask(page, "How does Fisher merging approximate the posterior of each model?")
     page.locator("#chat a.marker").first.wait_for(timeout=60_000)
     assert "[1] Merging Models with Fisher-Weighted Averaging" in page.locator("#chat .card").first.inner_text()
+    flagged = page.locator("#chat .unsupported")
+    assert flagged.count() == 1 and "12 GPUs" in flagged.inner_text()
+    assert "number 12 not in the cited passages" in (flagged.get_attribute("title") or "")
     request = [r for r in llm.requests if r.path.endswith("/chat/completions")][-1]
     assert request.body["stream"] is True
     assert KEY not in page.content()
@@ -200,6 +221,17 @@ def test_a_failing_llm_endpoint_is_a_message_and_the_offline_answerer_still_work
     ask(page, "Which paper introduces domain-adversarial training of neural networks?")
     page.locator("#chat a.marker").first.wait_for(timeout=60_000)
     assert KEY not in page.content()
+    page.close()
+
+
+@pytest.mark.slow
+def test_the_evaluation_tab_shows_the_latest_report(ui: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    page.get_by_role("tab", name="Evaluation").click()
+    page.get_by_text("citation_recall per question type").first.wait_for(timeout=30_000)
+    assert page.locator("svg[aria-label='latency histogram']").count() == 1
+    assert "citation_precision" in page.inner_text("body")
     page.close()
 
 
