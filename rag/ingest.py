@@ -29,7 +29,7 @@ from rag.config import Settings
 from rag.corpus import collect_files, merge_records, parse_file
 from rag.embedding import embedder_name, load_embedder
 from rag.errors import IngestError, StoreError
-from rag.store import PaperUpdate, PaperWrite, Store, StoredPaper, open_store
+from rag.store import PaperWrite, Store, StoredPaper, open_store
 from rag.types import Paper, PaperRecord, ParseProblem
 
 Progress = Callable[[str, int, int], None]
@@ -244,7 +244,7 @@ def ingest(
         store.delete(plan.delete)
         store.update(
             [
-                PaperUpdate(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
+                StoredPaper(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
                 for paper, rows, old in plan.update
             ]
         )

@@ -27,7 +27,8 @@ _PAGE = 2000
 
 @dataclass(frozen=True)
 class StoredPaper:
-    """A paper as the store holds it: the per-file records it was merged from, and what it was built from."""
+    """A paper's record as the store holds it (or is to hold it): the per-file records it was merged from,
+    and what its chunks were built from."""
 
     paper: Paper
     records: list[PaperRecord]
@@ -37,18 +38,7 @@ class StoredPaper:
 
 
 @dataclass(frozen=True)
-class PaperUpdate:
-    """A paper's record as it is to be stored: what it was merged from and what it was built from."""
-
-    paper: Paper
-    records: list[PaperRecord]
-    content_hash: str
-    meta_hash: str
-    n_chunks: int
-
-
-@dataclass(frozen=True)
-class PaperWrite(PaperUpdate):
+class PaperWrite(StoredPaper):
     """A paper to store with its chunks and one vector per chunk."""
 
     chunks: list[Chunk]
@@ -236,7 +226,7 @@ class Store:
             metadatas=[self._paper_record(item) for item in writes],
         )
 
-    def update(self, updates: Sequence[PaperUpdate]) -> None:
+    def update(self, updates: Sequence[StoredPaper]) -> None:
         """Rewrite the metadata of papers whose text, and so whose chunks and vectors, are unchanged."""
         if not updates:
             return
@@ -251,7 +241,7 @@ class Store:
             metadatas=[{**cleared, **self._paper_record(item)} for item in updates],
         )
 
-    def _paper_record(self, item: PaperUpdate) -> dict[str, Any]:
+    def _paper_record(self, item: StoredPaper) -> dict[str, Any]:
         records = [record.model_dump(mode="json", exclude={"abstract"}) for record in item.records]
         return {
             **paper_metadata(item.paper),
