@@ -188,7 +188,7 @@ def test_an_ingest_killed_half_way_is_completed_by_the_next_run(settings: Settin
 
 abstract_text = (
     st.text(
-        alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\u0085"),
+        alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\u0085\ufeff"),
         min_size=250,
         max_size=900,
     )
