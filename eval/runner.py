@@ -47,18 +47,15 @@ class Report:
 
 def _source_fingerprint() -> str:
     """Hash of the library's code and prompts: answers cached by older code are not reused."""
-    digest = hashlib.sha256()
-    root = Path(rag.__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")) + sorted((root / "prompts").glob("*.txt")):
-        digest.update(path.read_bytes())
-    try:
-        from importlib import resources
+    from importlib import resources
 
-        for item in sorted(resources.files("rag.prompts").iterdir(), key=lambda t: t.name):
-            if item.name.endswith(".txt"):
-                digest.update(item.read_bytes())
-    except (ModuleNotFoundError, FileNotFoundError):
-        pass
+    digest = hashlib.sha256()
+    for path in sorted(Path(rag.__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    # The prompts as the package finds them, wherever the install put them.
+    for item in sorted(resources.files("rag.prompts").iterdir(), key=lambda t: t.name):
+        if item.name.endswith(".txt"):
+            digest.update(item.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -46,7 +46,6 @@ class Draft:
 
     text: str
     usage: Usage | None = None
-    passages_used: int | None = None  # how many passages fitted the prompt, where a prompt was sent
 
 
 class Answerer(Protocol):
@@ -394,7 +393,7 @@ class OpenAIAnswerer:
     ) -> Draft:
         """The model's answer, streamed into `on_text`; retried with backoff when the stream breaks off or the
         reply is empty or malformed."""
-        messages, fitted = self.messages(question, passages, history)
+        messages, _ = self.messages(question, passages, history)
         attempts = self.settings.llm_retries + 1
         for attempt in range(attempts):
             try:
@@ -411,7 +410,7 @@ class OpenAIAnswerer:
                     completion_tokens=len(encoding.encode(text)),
                     counted=True,
                 )
-            return Draft(text=text, usage=usage, passages_used=fitted)
+            return Draft(text=text, usage=usage)
         raise AssertionError("unreachable")
 
     def _stream(self, messages: list[dict], on_text: OnText | None) -> tuple[str, Usage | None]:

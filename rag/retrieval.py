@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from rag.embedding import Embedder
 from rag.store import Store
-from rag.text import asks_several
+from rag.text import asks_several, english_stemmer
 from rag.types import Filters, Paper, Passage
 
 PAPER_WEIGHT = 0.3
@@ -72,12 +72,6 @@ class _Chunk:
     end: int
 
 
-def _tokenizer():  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
 class Retriever:
     """Hybrid retrieval over one store; build it once and reuse it for every question."""
 
@@ -106,7 +100,7 @@ class Retriever:
         ]
         self._chunks.sort(key=lambda c: c.chunk_id)
         self._position = {chunk.chunk_id: i for i, chunk in enumerate(self._chunks)}
-        self._stemmer = _tokenizer()
+        self._stemmer = english_stemmer()
         self._bm25 = bm25s.BM25()
         if self._chunks:
             texts = [f"{self.papers[c.paper_id].title or ''}\n{c.text}" for c in self._chunks]

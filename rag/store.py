@@ -45,9 +45,10 @@ class PaperWrite(StoredPaper):
     vectors: list[list[float]]
 
 
-def paper_metadata(paper: Paper) -> dict[str, Any]:
-    """The paper's fields as flat Chroma metadata (None and empty values left out), for filters on chunks."""
-    fields: dict[str, Any] = {
+def paper_fields(paper: Paper) -> dict[str, Any]:
+    """Every field of the paper as flat Chroma metadata, None where it has no value (in an update, None removes
+    a key that no longer has a value)."""
+    return {
         "paper_id": paper.paper_id,
         "title": paper.title,
         "year": paper.year,
@@ -62,7 +63,11 @@ def paper_metadata(paper: Paper) -> dict[str, Any]:
         "organization": paper.organization,
         "files": paper.files or None,
     }
-    return {key: value for key, value in fields.items() if value is not None}
+
+
+def paper_metadata(paper: Paper) -> dict[str, Any]:
+    """The paper's fields as flat Chroma metadata (None and empty values left out), for filters on chunks."""
+    return {key: value for key, value in paper_fields(paper).items() if value is not None}
 
 
 def _slug(name: str) -> str:
@@ -230,21 +235,21 @@ class Store:
         """Rewrite the metadata of papers whose text, and so whose chunks and vectors, are unchanged."""
         if not updates:
             return
-        cleared = dict.fromkeys(paper_metadata_keys())  # None removes a key that no longer has a value
         for item in updates:
             chunk_ids = [f"{item.paper.paper_id}:{index}" for index in range(item.n_chunks)]
-            shared = {**cleared, **paper_metadata(item.paper)}
+            shared = paper_fields(item.paper)
             self._call(self._chunks.update, ids=chunk_ids, metadatas=[shared] * len(chunk_ids))
         self._call(
             self._papers.update,
             ids=[item.paper.paper_id for item in updates],
-            metadatas=[{**cleared, **self._paper_record(item)} for item in updates],
+            metadatas=[self._paper_record(item, clear=True) for item in updates],
         )
 
-    def _paper_record(self, item: StoredPaper) -> dict[str, Any]:
+    def _paper_record(self, item: StoredPaper, clear: bool = False) -> dict[str, Any]:
+        """The paper's record; with `clear`, fields without a value are None so that an update removes them."""
         records = [record.model_dump(mode="json", exclude={"abstract"}) for record in item.records]
         return {
-            **paper_metadata(item.paper),
+            **(paper_fields(item.paper) if clear else paper_metadata(item.paper)),
             "records": json.dumps(records, ensure_ascii=False),
             "content_hash": item.content_hash,
             "meta_hash": item.meta_hash,
@@ -256,27 +261,6 @@ class Store:
             return method(**kwargs)
         except Exception as exc:
             raise StoreError(f"Chroma at {self.location} refused a write: {exc}") from exc
-
-
-def paper_metadata_keys() -> tuple[str, ...]:
-    """Every key paper_metadata can produce."""
-    return tuple(
-        [
-            "paper_id",
-            "title",
-            "year",
-            "date",
-            "published",
-            "category",
-            "has_code",
-            "n_authors",
-            "authors",
-            "et_al",
-            "upvotes",
-            "organization",
-            "files",
-        ]
-    )
 
 
 def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:

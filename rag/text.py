@@ -53,7 +53,8 @@ def words(text: str) -> list[str]:
 
 
 @cache
-def _stemmer():  # type: ignore[no-untyped-def]
+def english_stemmer():  # type: ignore[no-untyped-def]
+    """The English Snowball stemmer (PyStemmer), made once."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -61,7 +62,7 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 def stem(word: str) -> str:
     """English stem of a lower-case word."""
-    return str(_stemmer().stemWord(word))
+    return str(english_stemmer().stemWord(word))
 
 
 def content_stems(text: str) -> set[str]:
