@@ -154,7 +154,7 @@ def evaluate(
         "answers": str(answers_path) if answers_path else None,
         "backend": None if answers_path else chosen_backend,
         "judge": judge,
-        "llm_model": settings.llm_model if chosen_backend == "openai" and not answers_path else None,
+        "llm_model": _model_of(settings, chosen_backend) if not answers_path else None,
         "embedding": settings.embedding,
         "code": _source_fingerprint(),
         "papers": len(papers),
@@ -209,6 +209,15 @@ def evaluate(
         answers={scores.id: shown for scores, shown in results},
         notes=notes,
     )
+
+
+def _model_of(settings: rag.Settings, backend: str) -> str | None:
+    """The model behind an LLM backend, so that answers of another model are never taken from the cache."""
+    if backend == "openai":
+        return settings.llm_model
+    if backend == "local":
+        return str(settings.local_model or "bundled")
+    return None
 
 
 def _cached_ask(pipe: rag.Pipeline, question: Question, backend: str, cache: Path) -> Answer:

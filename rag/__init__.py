@@ -4,6 +4,7 @@ from rag.config import apply_offline_environment
 
 apply_offline_environment()
 
+from rag.answerers import Turn  # noqa: E402
 from rag.api import Pipeline, StoreStats, ask, ingest, list_papers, pipeline, store_stats  # noqa: E402
 from rag.citations import SUPPORT_THRESHOLD, Support, judge_claim, paper_header, parse_markers, split_answer  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
@@ -22,7 +23,6 @@ from rag.errors import (  # noqa: E402
     RagError,
     StoreError,
 )
-from rag.generation import Turn  # noqa: E402
 from rag.ingest import IngestReport  # noqa: E402
 from rag.templates import ABSTAIN_PHRASE  # noqa: E402
 from rag.types import (  # noqa: E402

@@ -9,18 +9,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
+from rag.answerers.metadata import metadata_sentences
 from rag.chunking import Chunker
-from rag.citations import check, with_markers
+from rag.citations import check, is_decline, with_markers
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError
-from rag.generation import OnText, Turn, make_answerer, metadata_intent
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
+from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import asks_several
 from rag.types import Answer, Citation, Filters, Paper, Passage, Usage
 
 
@@ -125,7 +126,7 @@ RETRIEVAL_FLOOR = 0.25
 EXPAND_PAPERS = 2
 # A metadata question that lists papers ("papers by X") lists at most this many.
 MAX_LISTED = 20
-_FOLLOW_UP = re.compile(r"\b(them|they|these|those|it|its|this one|that one|the (first|second|third|last) one)\b", re.I)
+MARKER_NUMBER = re.compile(r"\[(\d+)\]")
 
 
 class Pipeline:
@@ -134,6 +135,7 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self._retriever: Retriever | None = None
+        self._answerers: dict[str, Answerer] = {}
         self._lock = threading.Lock()
 
     @property
@@ -149,6 +151,13 @@ class Pipeline:
                 store = open_store(self.settings, embedder_name(self.settings))
                 self._retriever = Retriever(store, self.embedder)
             return self._retriever
+
+    def answerer(self, backend: str) -> Answerer:
+        """The answerer named `backend`, made once (a local model is loaded once)."""
+        with self._lock:
+            if backend not in self._answerers:
+                self._answerers[backend] = make_answerer(backend, self.settings, self.embedder)
+            return self._answerers[backend]
 
     def reload(self) -> None:
         """Forget the loaded index, so the next question sees the store as it is now."""
@@ -173,8 +182,8 @@ class Pipeline:
         if k < 1:
             raise QuestionError(f"k={k}: ask for at least one passage")
         chosen = backend or self.settings.resolved_backend
-        if chosen not in ("extractive", "openai"):
-            raise ConfigError(f"backend {chosen!r}: use 'extractive' or 'openai'")
+        if chosen not in BACKENDS:
+            raise ConfigError(f"backend {chosen!r}: use one of {', '.join(BACKENDS)}")
         turns = [_turn(item) for item in history or []]
         timings: dict[str, float] = {}
 
@@ -202,21 +211,73 @@ class Pipeline:
         passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS)
         timings["retrieval"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        usage = None
-        if not passages or (intent is None and max(p.dense for p in passages) < RETRIEVAL_FLOOR):
-            draft_text = ABSTAIN_PHRASE
-            if on_text is not None:
-                on_text(draft_text)
-        else:
-            draft = make_answerer(chosen, self.settings, self.embedder).answer(question, passages, turns, on_text)
-            draft_text, usage = draft.text, draft.usage
-        timings["answer"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        answer = _assemble(question, draft_text, passages, chosen, usage, self.embedder)
-        timings["check"] = time.perf_counter() - tick
+        answer = self._answer(question, chosen, passages, turns, intent, on_text)
+        timings["answer"] = answer.seconds.get("answer", 0.0)
+        timings["check"] = answer.seconds.get("check", 0.0)
         return answer.model_copy(update={"seconds": {**timings, "total": sum(timings.values())}})
+
+    def _answer(
+        self,
+        question: str,
+        backend: str,
+        passages: list[Passage],
+        turns: list[Turn],
+        intent: MetadataIntent | None,
+        on_text: OnText | None,
+    ) -> Answer:
+        """Write and check the answer; the Answer's `path` says how it came about."""
+        timings: dict[str, float] = {}
+        tick = time.perf_counter()
+        if not passages or (intent is None and max(p.dense for p in passages) < RETRIEVAL_FLOOR):
+            if on_text is not None:
+                on_text(ABSTAIN_PHRASE)
+            return _abstention(question, passages, backend, "no-evidence")
+        records = metadata_sentences(intent, passages) if intent is not None else []
+        if records:  # the paper records answer it exactly, whoever was asked to write
+            text = " ".join(records)
+            if on_text is not None:
+                on_text(text)
+            timings["answer"] = time.perf_counter() - tick
+            return _timed(_assemble(question, text, passages, backend, "records", None, self.embedder), timings, tick)
+        if backend != "extractive":
+            passages = by_paper(passages)
+        draft = self.answerer(backend).answer(question, passages, turns, on_text)
+        timings["answer"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder)
+        if backend != "extractive" and not any(s.supported for s in answer.sentences):
+            if answer.path == "declined":
+                return _timed(answer, timings, tick)
+            # No sentence of the model's survived the check: the offline answerer still answers from the passages,
+            # from the papers the model named where it named some ("Which paper ...?" answered with a title).
+            named = check(draft.text, passages).named_papers
+            numbers = [n for n, p in enumerate(passages, 1) if p.paper_id in named] or list(range(1, len(passages) + 1))
+            fallback = self.answerer("extractive").answer(question, [passages[n - 1] for n in numbers], turns)
+            text = MARKER_NUMBER.sub(lambda m: f"[{numbers[int(m.group(1)) - 1]}]", fallback.text)
+            answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
+            answer = answer.model_copy(update={"path": "fallback"})
+        return _timed(answer, timings, tick)
+
+
+def by_paper(passages: list[Passage]) -> list[Passage]:
+    """The passages with each paper's chunks together, in abstract order, papers in rank order: a model reads
+    each abstract as one text."""
+    rank: dict[str, int] = {}
+    for passage in passages:
+        rank.setdefault(passage.paper_id, len(rank))
+    return sorted(passages, key=lambda p: (rank[p.paper_id], p.start))
+
+
+def _timed(answer: Answer, timings: dict[str, float], check_started: float) -> Answer:
+    seconds = {**timings, "check": time.perf_counter() - check_started}
+    return answer.model_copy(update={"seconds": seconds})
+
+
+def _abstention(question: str, passages: list[Passage], backend: str, path: str, usage: Usage | None = None) -> Answer:
+    return Answer(
+        question=question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[], removed_markers=[],
+        passages=passages, backend=backend, path=path, usage=usage,
+    )  # fmt: skip
 
 
 def _checked_question(question: str) -> str:
@@ -247,7 +308,7 @@ def _turn(item: Turn | Answer | dict[str, object]) -> Turn:
 def _follow_up(question: str, turns: list[Turn], filters: Filters) -> tuple[str, Filters]:
     """For a follow-up ("and which of them ...?"), search with the earlier question too, among the papers the
     last answer cited."""
-    if not turns or not _FOLLOW_UP.search(question):
+    if not turns or not is_follow_up(question):
         return question, filters
     last = turns[-1]
     query = f"{last.question} {question}"
@@ -261,20 +322,25 @@ def _assemble(
     text: str,
     passages: list[Passage],
     backend: str,
+    path: str,
     usage: Usage | None,
     embedder: Embedder,
 ) -> Answer:
     """Check every citation of `text`, renumber the markers in order of first use, and abstain when no
-    sentence is supported."""
+    sentence is supported. A sentence in which the writer declines is no claim: it is left out when other
+    sentences are supported, and makes the answer a declined one when none is."""
     if text.strip() == ABSTAIN_PHRASE or not passages:
-        return Answer(
-            question=question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[], removed_markers=[],
-            passages=passages, backend=backend, usage=usage,
-        )  # fmt: skip
+        return _abstention(question, passages, backend, "declined", usage)
     checked = check(text, passages, embedder)
-    abstained = not any(s.supported for s in checked.sentences) or ABSTAIN_PHRASE in text
+    claims = [s for s in checked.sentences if s.supported or not is_decline(s.claim)]
+    if not any(s.supported for s in claims):
+        if len(claims) < len(checked.sentences):
+            return _abstention(question, passages, backend, "declined", usage)
+        abstained = True
+    else:
+        abstained = False
     order: dict[int, int] = {}
-    for sentence in checked.sentences:
+    for sentence in claims:
         for marker in sentence.markers:
             order.setdefault(marker, len(order) + 1)
     sentences = [
@@ -284,7 +350,7 @@ def _assemble(
                 "text": with_markers(s.claim, [order[m] for m in s.markers]),
             }
         )
-        for s in checked.sentences
+        for s in claims
     ]
     citations = [_citation(new, passages[old - 1]) for old, new in order.items()]
     return Answer(
@@ -296,6 +362,7 @@ def _assemble(
         removed_markers=checked.removed_markers,
         passages=passages,
         backend=backend,
+        path=path,
         usage=usage,
     )
 

@@ -1,5 +1,9 @@
-"""[n] markers: parse them, drop the ones that point at no passage, and score how well each sentence's cited
-passages support it.
+"""Citations: read markers in the styles models write, drop the ones that point at no passage, attribute a
+sentence with no marker (or a wrong one) to the passage that supports it, and score each sentence's support.
+
+Models cite as [1][2], [1, 2], [1-3], (1), 【1】, "Source 1" or "Passage 1", open a line with "[1] Title",
+echo passage headings, wrap their reasoning in <think>…</think>, and write lists: `clean_draft` turns all of
+it into plain sentences with [n] markers before anything is checked.
 
 The support check is offline and deterministic. A sentence is supported when
   * every number it states (3.2%, 16x, 2023) appears in its cited passages,
@@ -16,10 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
-from rag.text import content_stems, names, negated, numbers, sentences
+from rag.templates import ABSTAIN_PHRASE
+from rag.text import content_stems, names, negated, numbers, sentences, words
 from rag.types import AnswerSentence, Paper, Passage
 
 # The support a sentence needs to count as backed by its citations; chosen on the development questions
@@ -76,6 +81,106 @@ def with_markers(claim: str, markers: Sequence[int]) -> str:
     if claim and claim[-1] in ".!?":
         return f"{claim[:-1].rstrip()} {tags}{claim[-1]}"
     return f"{claim} {tags}"
+
+
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+_NUMBER_LIST = r"\d+(?:\s*(?:[,;]|–|-|and)\s*\d+)*"
+_STYLES = [
+    re.compile(r"【\s*(" + _NUMBER_LIST + r")\s*】"),
+    re.compile(r"\[\^(\d+)\]"),
+    re.compile(
+        r"[\[(]\s*(?:sources?|passages?|refs?\.?|references?|documents?|abstracts?)\s+(" + _NUMBER_LIST + r")\s*[\])]",
+        re.I,
+    ),
+    re.compile(r"\b(?:sources?|passages?)\s+(" + _NUMBER_LIST + r")\b", re.I),
+    re.compile(r"\[\s*(" + _NUMBER_LIST + r")\s*\]"),
+    # (1) only where a marker may stand: before punctuation, another marker or the end of a line.
+    re.compile(r"\(\s*(" + _NUMBER_LIST + r")\s*\)(?=\s*(?:[.,;:!?]|\[|\(\d|$))", re.M),
+]
+_BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|#+)\s+")
+_LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+\])+)[\s:.)-]*(.*)$")
+_ANSWER_LABEL = re.compile(r"^\s*(?:answer|response)\s*:\s*", re.I)
+# A sentence in which the model says that its sources do not answer, rather than a claim about a paper.
+_DECLINE = re.compile(
+    r"\b(?:(?:do|does|did) not|don't|doesn't|didn't|cannot|can't|unable to|no|not)\s+(?:\w+\s+){0,3}?"
+    r"(?:answer|mention|mentioned|provide|provided|contain|state|stated|specify|specified|include|discuss|"
+    r"address|information|details?|say|given|available|determine|find)\b",
+    re.I,
+)
+_SOURCES = re.compile(
+    r"\b(passages?|abstracts?|collection|context|sources?|provided|given (?:text|information)|information)\b", re.I
+)
+
+
+def strip_reasoning(text: str) -> str:
+    """`text` without <think>…</think> blocks (an unclosed block runs to the end)."""
+    return _THINK.sub("", text)
+
+
+def _expand(numbers_text: str) -> str:
+    """ "1, 2" → "[1][2]"; "1-3" → "[1][2][3]"."""
+    out: list[int] = []
+    for part in re.split(r"\s*(?:[,;]|and)\s*", numbers_text):
+        bounds = [int(n) for n in re.split(r"\s*(?:–|-)\s*", part) if n]
+        if len(bounds) == 2 and 0 < bounds[1] - bounds[0] <= 20:
+            out.extend(range(bounds[0], bounds[1] + 1))
+        else:
+            out.extend(bounds)
+    return "".join(f"[{n}]" for n in out)
+
+
+def normalise_markers(text: str) -> str:
+    """Every citation style models write, as [n] markers: "[1, 2]", "[1-3]", "(1)", "【1】", "Source 1"."""
+    for pattern in _STYLES:
+        text = pattern.sub(lambda m: _expand(m.group(1)), text)
+    return text
+
+
+def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
+    """The id of the paper whose heading (title, date) `claim` only repeats, stating nothing; None when the claim
+    says more than a heading."""
+    claimed = " ".join(words(claim))
+    for passage in passages:
+        paper = passage.paper
+        title = " ".join(words(paper.title or ""))
+        if not title or title not in claimed:
+            continue
+        rest = claimed.replace(title, " ")
+        for part in (paper.date, "untitled", "title", "date"):
+            if part:
+                rest = rest.replace(" ".join(words(part)), " ")
+        if not content_stems(rest):
+            return passage.paper_id
+    return None
+
+
+def is_decline(sentence: str) -> bool:
+    """Whether the sentence says the sources do not answer ("The passages do not mention ..."), or is the
+    abstain phrase itself."""
+    if ABSTAIN_PHRASE.casefold().rstrip(".") in sentence.casefold():
+        return True
+    if re.search(r"\bI (?:do not|don't) know\b", sentence, re.I):
+        return True
+    return bool(_DECLINE.search(sentence) and _SOURCES.search(sentence))
+
+
+def clean_draft(text: str) -> str:
+    """A model's draft as plain sentences with [n] markers: reasoning removed, citation styles read, list
+    bullets, emphasis and an "Answer:" label dropped, a marker that opens a line moved to the end of it, and each
+    line ended as a sentence so that a list item never runs into the next."""
+    text = normalise_markers(strip_reasoning(text)).replace("**", "").replace("__", "")
+    lines = []
+    for raw in text.splitlines():
+        line = _ANSWER_LABEL.sub("", _BULLET.sub("", raw)).strip()
+        lead = _LEADING_MARKERS.match(line)
+        if lead and lead.group(2):
+            line = f"{lead.group(2).strip()} {lead.group(1).strip()}"
+        if not line:
+            continue
+        if not re.search(r"[.!?][\"”’)]?(?:\s*\[\d+\])*$", line):
+            line += "."
+        lines.append(line)
+    return " ".join(lines)
 
 
 @dataclass(frozen=True)
@@ -138,20 +243,73 @@ class Checked:
 
     sentences: list[AnswerSentence]
     removed_markers: list[int]
+    named_papers: list[str] = field(default_factory=list)  # papers whose headings the writer only repeated
+
+
+class _CachedEmbedder:
+    """An embedder that embeds each text once: checking one answer embeds the same passage sentences for
+    every claim and every candidate passage."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.name = embedder.name
+        self._embedder = embedder
+        self._vectors: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, self._embedder.embed_documents(missing), strict=True))
+        return [self._vectors[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embedder.embed_query(text)
+
+
+def attribute(claim: str, passages: Sequence[Passage], embedder: Embedder | None = None) -> tuple[list[int], Support]:
+    """The passages that best support `claim` (post-hoc citation): the single passage with the best support,
+    else all passages of the paper that together support it best; ([], the best failed Support) when none does."""
+    best: tuple[list[int], Support] = ([], Support(0.0, ("no passage supports it",)))
+    by_paper: dict[str, list[int]] = {}
+    for number, passage in enumerate(passages, 1):
+        by_paper.setdefault(passage.paper_id, []).append(number)
+        result = support(claim, [passage], embedder)
+        if result.supported and result.score > best[1].score:
+            best = ([number], result)
+    if best[0]:
+        return best
+    for group in by_paper.values():
+        if len(group) > 1:
+            result = support(claim, [passages[n - 1] for n in group], embedder)
+            if result.supported and result.score > best[1].score:
+                best = (group, result)
+    return best
 
 
 def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = None) -> Checked:
-    """Parse the markers of `text` ([n] is passages[n-1]), drop those that point at no passage, and score
-    every sentence against the passages it cites."""
+    """Read the markers of `text` in any style ([n] is passages[n-1]), drop those that point at no passage and
+    sentences that only repeat a heading, score every sentence against the passages it cites, and attribute a
+    sentence whose markers are missing or do not support it to the passage that does."""
+    cached = _CachedEmbedder(embedder) if embedder is not None else None
     checked: list[AnswerSentence] = []
     removed: list[int] = []
-    for raw in split_answer(text):
+    named: list[str] = []
+    for raw in split_answer(clean_draft(text)):
         claim, markers = parse_markers(raw)
         if not claim:
             continue
+        if (paper_id := heading_of(claim, passages)) is not None:
+            named.append(paper_id)
+            continue
         valid = [n for n in markers if 1 <= n <= len(passages)]
         removed.extend(n for n in markers if n not in valid)
-        result = support(claim, [passages[n - 1] for n in valid], embedder)
+        result = support(claim, [passages[n - 1] for n in valid], cached)
+        attributed = False
+        if not result.supported and not is_decline(claim):
+            found, found_support = attribute(claim, passages, cached)
+            if found:
+                valid, result, attributed = found, found_support, True
+            elif not valid:
+                result = Support(result.score, ("no citation, and no passage supports it",))
         checked.append(
             AnswerSentence(
                 text=with_markers(claim, valid),
@@ -160,6 +318,7 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
                 support=result.score,
                 supported=result.supported,
                 problems=list(result.problems),
+                attributed=attributed,
             )
         )
-    return Checked(sentences=checked, removed_markers=sorted(set(removed)))
+    return Checked(sentences=checked, removed_markers=sorted(set(removed)), named_papers=list(dict.fromkeys(named)))

@@ -118,7 +118,9 @@ class _progress:
     help="Passages to retrieve [default: 5; 8 for questions about several papers].",
 )
 @click.option(
-    "--backend", type=click.Choice(["extractive", "openai"]), help="Who writes the answer [default: RAG_BACKEND]."
+    "--backend",
+    type=click.Choice(["extractive", "openai", "local"]),
+    help="Who writes the answer [default: RAG_BACKEND].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @click.option("--year-from", type=int, metavar="Y", help="Only papers published in year Y or later.")
@@ -216,7 +218,9 @@ def _print_answer(answer: Any) -> None:
     help="JSONL questions [default: the development set].",
 )
 @click.option(
-    "--backend", type=click.Choice(["extractive", "openai"]), help="Who writes the answers [default: RAG_BACKEND]."
+    "--backend",
+    type=click.Choice(["extractive", "openai", "local"]),
+    help="Who writes the answers [default: RAG_BACKEND].",
 )
 @click.option(
     "--answers", "answers_path", type=click.Path(path_type=Path), help="Score answers produced elsewhere (JSONL)."
@@ -256,7 +260,8 @@ def eval_command(
     as_json: bool,
     judge_check: bool,
 ) -> None:
-    """Score answers to held-out questions: retrieval, citations, faithfulness, key facts, abstention."""
+    """Score answers to a question set (the development questions by default): retrieval, citations,
+    faithfulness, key facts, abstention."""
     from rich.console import Console
 
     from rag.errors import ConfigError

@@ -30,6 +30,13 @@ DEFAULT_LLM_TIMEOUT = 60.0
 DEFAULT_LLM_RETRIES = 2
 DEFAULT_LLM_CONTEXT = 8192
 DEFAULT_LLM_MAX_TOKENS = 512
+# The local model reads a prompt of about 1,500 tokens (the question and up to ten passages); a larger window
+# costs memory and nothing else. Its answers are a few sentences.
+DEFAULT_LOCAL_CONTEXT = 4096
+DEFAULT_LOCAL_MAX_TOKENS = 160
+# A small model reads about 200 tokens a second on 2 cores and loses the thread in long prompts: it is given the
+# best passages up to this many tokens (README, "The local model").
+DEFAULT_LOCAL_PASSAGE_TOKENS = 1200
 
 
 def apply_offline_environment() -> None:
@@ -92,10 +99,11 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=DEFAULT_CHUNK_TOKENS, ge=16, description="Largest chunk, in cl100k tokens.")
     chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0, description="Tokens shared by neighbouring chunks.")
     ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")
-    backend: Literal["auto", "extractive", "openai"] = Field(
+    backend: Literal["auto", "extractive", "openai", "local"] = Field(
         default="auto",
         description="Who writes answers: `extractive` (offline, no LLM), `openai` (an OpenAI-compatible endpoint), "
-        "or `auto`: openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else extractive.",
+        "`local` (a GGUF model in this process), or `auto`: openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
+        "else extractive.",
     )
     llm_model: str = Field(default=DEFAULT_LLM_MODEL, description="Chat model name at the OpenAI-compatible endpoint.")
     llm_timeout: float = Field(default=DEFAULT_LLM_TIMEOUT, gt=0, description="Seconds to wait for the endpoint.")
@@ -104,6 +112,27 @@ class Settings(BaseSettings):
     )
     llm_context: int = Field(default=DEFAULT_LLM_CONTEXT, ge=512, description="The model's context window, in tokens.")
     llm_max_tokens: int = Field(default=DEFAULT_LLM_MAX_TOKENS, ge=16, description="Longest answer, in tokens.")
+    local_model: Path | None = Field(
+        default=None,
+        description="GGUF file the `local` backend runs; unset, the bundled Qwen2.5-Coder-0.5B-Instruct "
+        "(the `local` extra).",
+    )
+    local_context: int = Field(
+        default=DEFAULT_LOCAL_CONTEXT, ge=512, description="Context window the local model is given, in tokens."
+    )
+    local_max_tokens: int = Field(
+        default=DEFAULT_LOCAL_MAX_TOKENS, ge=16, description="Longest answer of the local model, in tokens."
+    )
+    local_passage_tokens: int = Field(
+        default=DEFAULT_LOCAL_PASSAGE_TOKENS,
+        ge=64,
+        description="The most passage text the local model reads, in its tokens; the best passages come first.",
+    )
+    local_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads of the local model; unset, all cores read the prompt and all but one generate.",
+    )
 
     @field_validator("embedding")
     @classmethod

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.embedding import Embedder
+from rag.question import asks_several
 from rag.store import Store
-from rag.text import asks_several, english_stemmer
+from rag.text import english_stemmer
 from rag.types import Filters, Paper, Passage
 
 PAPER_WEIGHT = 0.3

@@ -99,15 +99,3 @@ def names(text: str) -> set[str]:
 def negated(text: str) -> bool:
     """Whether `text` contains a negation word."""
     return any(w in NEGATIONS or w.endswith("n't") for w in words(text))
-
-
-_SEVERAL = re.compile(
-    r"\b(which papers|what papers|papers|works|studies|approaches|methods|techniques|compare|comparison|differ|"
-    r"difference|contrast|several|various)\b",
-    re.I,
-)
-
-
-def asks_several(question: str) -> bool:
-    """Whether the question is about several papers ("Which papers ...", "compare ...")."""
-    return bool(_SEVERAL.search(question))

@@ -201,6 +201,11 @@ class AnswerSentence(BaseModel):
     support: float = Field(description="0..1: how much of the sentence its cited passages back.")
     supported: bool
     problems: list[str] = Field(default_factory=list, description="Why the check failed, where it did.")
+    attributed: bool = Field(
+        default=False,
+        description="True when the checker chose the markers (post-hoc citation): the writer gave none, or cited "
+        "passages that do not support the sentence.",
+    )
 
 
 class Usage(BaseModel):
@@ -225,7 +230,14 @@ class Answer(BaseModel):
     sentences: list[AnswerSentence]
     removed_markers: list[int] = Field(description="Markers that pointed at no passage and were taken out.")
     passages: list[Passage] = Field(description="Every retrieved passage, in rank order; [n] is passages[n-1].")
-    backend: str
+    backend: str = Field(description="The answerer asked: extractive, openai or local.")
+    path: str = Field(
+        default="draft",
+        description="How the answer came about: `draft` (the answerer's text, checked), `records` (written from "
+        "the paper records: authors, dates, votes), `fallback` (no sentence of the LLM's draft survived the "
+        "check, so the offline answerer's), `declined` (the answerer said the passages do not answer), "
+        "`no-evidence` (nothing retrieved is close enough to the question to write from).",
+    )
     usage: Usage | None = None
     seconds: dict[str, float] = Field(default_factory=dict)
 

@@ -9,6 +9,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,9 +82,27 @@ def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, rag.
     return settings, rag.ingest(settings=settings)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of joined models for the whole session (RAG_MODELS_DIR), so the bundled model is joined once."""
+    folder = tmp_path_factory.mktemp("models")
+    os.environ["RAG_MODELS_DIR"] = str(folder)
+    yield folder
+    os.environ.pop("RAG_MODELS_DIR", None)
+
+
+@pytest.fixture(scope="session")
+def bundled(models_dir: Path) -> Path:
+    """The bundled GGUF model, joined from its installed parts and checked."""
+    from rag.models import bundled_model
+
+    return bundled_model(models_dir)
+
+
 def run_rag(*args: str, home: Path, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.CompletedProcess:
-    """Run the installed `rag` command with RAG_HOME=home; returns the finished process (text output)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    """Run the installed `rag` command with RAG_HOME=home (and the session's RAG_MODELS_DIR); returns the finished
+    process (text output)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
     full_env.update({"RAG_HOME": str(home), **(env or {})})
     return subprocess.run(
         [str(RAG_BIN), *args],
@@ -92,3 +112,18 @@ def run_rag(*args: str, home: Path, env: dict[str, str] | None = None, **kwargs:
         timeout=600,
         **kwargs,  # type: ignore[call-overload]
     )
+
+
+def wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:  # type: ignore[type-arg]
+    """Wait until `url` answers 200; fail with the tail of the server's log if it dies or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up: {log.read_text()[-3000:]}")
+        time.sleep(0.5)

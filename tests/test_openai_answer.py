@@ -4,7 +4,6 @@ budget and usage, citation checks on what the model wrote, and every fault the i
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,11 +50,12 @@ def test_the_prompt_numbers_the_passages_with_title_and_date_and_asks_for_citati
     assert request.headers["authorization"] == f"Bearer {KEY}"
     system, user = body["messages"]
     assert system["role"] == "system" and ABSTAIN_PHRASE in system["content"]
-    assert "square brackets" in system["content"] and "Use only what the passages say" in system["content"]
-    assert user["content"].rstrip().endswith(f"Question: {QUESTION}")
+    assert "square brackets" in system["content"] and "no facts from your own knowledge" in system["content"]
+    assert "prunes 50%" not in system["content"]  # no example answer a small model could copy
+    assert user["content"].startswith(f"Question: {QUESTION}") and f"\nQuestion: {QUESTION}\n" in user["content"]
     headings = re.findall(r"^\[(\d+)\] (.+)$", user["content"], flags=re.M)
     assert [int(n) for n, _ in headings] == list(range(1, len(answer.passages) + 1))
-    assert headings[0][1] == f"{FISHER} (Nov 18, 2021)"
+    assert headings[0][1] == f"“{FISHER}” (Nov 18, 2021)"
     assert all(p.text in user["content"] for p in answer.passages)
 
 
@@ -89,13 +89,21 @@ def test_markers_to_no_passage_are_removed_and_unsupported_sentences_flagged(ful
     assert [s.text for s in answer.unsupported] == [bad.text]
 
 
-def test_an_answer_with_no_supported_sentence_becomes_an_abstention(full_store, server) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_with_no_supported_sentence_falls_back_to_the_offline_answerer(full_store, server) -> None:  # type: ignore[no-untyped-def]
     server.replies.append(
         Reply("text", "Quantum annealing on 512 qubits solves protein folding [1]. It uses no data [2].")
     )
     answer = pipe_for(full_store).ask(QUESTION)
-    assert answer.abstained and answer.text == ABSTAIN_PHRASE and answer.citations == []
-    assert len(answer.sentences) == 2 and not any(s.supported for s in answer.sentences)
+    assert answer.path == "fallback" and answer.backend == "openai" and not answer.abstained
+    assert answer.citations[0].title == FISHER and "Quantum" not in answer.text
+    assert all(s.supported and s.claim.rstrip(".") in answer.citations[0].passage for s in answer.sentences)
+
+
+def test_a_draft_that_only_names_a_paper_falls_back_to_that_papers_sentences(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.append(Reply("text", f"[3] {FISHER} (Nov 18, 2021)"))  # a heading echoed, wrongly numbered
+    answer = pipe_for(full_store).ask(QUESTION)
+    assert answer.path == "fallback" and not answer.abstained
+    assert {c.title for c in answer.citations} == {FISHER}
 
 
 def test_the_models_abstain_phrase_is_an_abstention(full_store, server) -> None:  # type: ignore[no-untyped-def]
@@ -104,17 +112,21 @@ def test_the_models_abstain_phrase_is_an_abstention(full_store, server) -> None:
     assert answer.abstained and answer.text == ABSTAIN_PHRASE and answer.citations == []
 
 
-def test_the_prompt_is_kept_inside_the_models_context(full_store, server) -> None:  # type: ignore[no-untyped-def]
+def test_the_prompt_is_kept_inside_the_models_context_by_dropping_the_lowest_ranked_passages(  # type: ignore[no-untyped-def]
+    full_store, server
+) -> None:
     import tiktoken
 
     wide = pipe_for(full_store).ask(QUESTION, k=8)
     narrow = pipe_for(full_store, llm_context=1024, llm_max_tokens=256).ask(QUESTION, k=8)
     first, second = chat_requests(server)
-    count = lambda body: len(re.findall(r"^\[\d+\] ", body["messages"][1]["content"], flags=re.M))  # noqa: E731
-    assert count(first.body) == len(wide.passages) > count(second.body) >= 1
+    headings = lambda body: re.findall(r"^\[\d+\] (.+)$", body["messages"][1]["content"], flags=re.M)  # noqa: E731
+    assert len(headings(first.body)) == len(wide.passages) > len(headings(second.body)) >= 1
+    # What is left is the best-ranked part: the first passages of the full prompt, in the same order.
+    assert headings(second.body) == headings(first.body)[: len(headings(second.body))]
     encoding = tiktoken.get_encoding("cl100k_base")
-    size = sum(len(encoding.encode(m["content"])) + 4 for m in second.body["messages"]) + 3
-    assert size <= 1024 - 256
+    words = sum(len(encoding.encode(m["content"])) for m in second.body["messages"])
+    assert words + 256 <= 1024  # the prompt's text and the longest answer fit the window
     assert second.body["max_tokens"] == 256 and not narrow.abstained
 
 
@@ -129,7 +141,7 @@ def test_a_429_with_retry_after_is_waited_out_and_retried(full_store, server) ->
 @pytest.mark.parametrize(
     ("faults", "error", "reason"),
     [
-        ([(429, {"Retry-After": "0"})] * 3, LLMRateLimited, "rate limited (HTTP 429) after 2 retries"),
+        ([(429, {"Retry-After": "0"})] * 3, LLMRateLimited, "rate limited (HTTP 429) after 2 retries; wait and retry"),
         ([(503, {})] * 3, LLMServerError, "HTTP 503 after 2 retries"),
         ([(500, {})] * 3, LLMServerError, "HTTP 500 after 2 retries"),
     ],
@@ -140,7 +152,8 @@ def test_an_endpoint_that_keeps_failing_gives_a_typed_error_after_bounded_retrie
     server.faults.extend(faults)
     with pytest.raises(error) as caught:
         pipe_for(full_store).ask(QUESTION)
-    assert str(caught.value) == f"LLM endpoint {server.base_url}: {reason}" or reason in str(caught.value)
+    assert str(caught.value) == f"LLM endpoint {server.base_url}: {reason}"
+    assert caught.value.endpoint == server.base_url
     assert len(chat_requests(server)) == 3  # one try and two retries, no more
 
 
@@ -168,12 +181,14 @@ def test_a_stream_cut_midway_is_retried_and_the_retry_answers(full_store, server
     assert answer.sentences[0].claim == FISHER_SENTENCE + "."
 
 
-def test_a_slow_endpoint_times_out(full_store, server) -> None:  # type: ignore[no-untyped-def]
-    server.replies.append(Reply("slow", "late", delay=3.0))
-    started = time.monotonic()
-    with pytest.raises(LLMTimeout, match="no answer within 1 s; raise RAG_LLM_TIMEOUT"):
-        pipe_for(full_store, llm_timeout=1.0, llm_retries=0).ask(QUESTION)
-    assert time.monotonic() - started < 3.0  # it gave up before the server answered
+def test_a_slow_endpoint_times_out_naming_the_endpoint_after_bounded_retries(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.replies.extend([Reply("slow", "late", delay=3.0)] * 2)
+    with pytest.raises(LLMTimeout) as caught:
+        pipe_for(full_store, llm_timeout=1.0, llm_retries=1).ask(QUESTION)
+    assert str(caught.value) == (
+        f"LLM endpoint {server.base_url}: no answer within 1 s; raise RAG_LLM_TIMEOUT or check the server"
+    )
+    assert len(chat_requests(server)) == 2  # one try and one retry, no more
 
 
 def test_an_unreachable_endpoint_is_a_typed_error_naming_it(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -18,9 +18,9 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing_and_the_code_is_formatted() -> None:
-    lint = run(str(BIN / "ruff"), "check", "rag", "tests", "benchmarks")
+    lint = run(str(BIN / "ruff"), "check", "rag", "eval", "ui", "tests", "benchmarks")
     assert lint.returncode == 0, lint.stdout
-    formatting = run(str(BIN / "ruff"), "format", "--check", "rag", "tests", "benchmarks")
+    formatting = run(str(BIN / "ruff"), "format", "--check", "rag", "eval", "ui", "tests", "benchmarks")
     assert formatting.returncode == 0, formatting.stdout
 
 

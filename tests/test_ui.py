@@ -7,8 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-import urllib.request
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 import rag
 from rag.config import Settings
-from tests.conftest import RAG_BIN, REPO, SEED, run_rag
+from tests.conftest import RAG_BIN, REPO, SEED, run_rag, wait_http
 from tests.openai_server import FakeOpenAI, Reply, serve
 from tests.test_server import free_port
 
@@ -57,20 +56,6 @@ def _write_eval_report(settings: Settings, base: Path) -> None:
     reports.write(evaluate(questions, settings=settings), settings.home / "eval")
 
 
-def _wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"rag ui did not start: {log.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeOpenAI]:
     """An OpenAI-compatible server on loopback for the UI's openai backend."""
@@ -92,14 +77,14 @@ def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env.update(RAG_HOME=str(home), RAG_BACKEND="extractive", RAG_LLM_RETRIES="0", OPENAI_BASE_URL=llm.base_url,
-               OPENAI_API_KEY=KEY)  # fmt: skip
+               OPENAI_API_KEY=KEY, RAG_MODELS_DIR=os.environ["RAG_MODELS_DIR"])  # fmt: skip
     log = base / "ui.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
             [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
-            _wait_http(f"http://127.0.0.1:{port}/", process, log)
+            wait_http(f"http://127.0.0.1:{port}/", process, log)
             assert f"rag ui: serving on http://127.0.0.1:{port}" in log.read_text()
             yield f"http://127.0.0.1:{port}/"
         finally:
@@ -110,7 +95,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed; scripts/test installs it")
+        message = "Debian's chromium is not installed: apt-get install chromium (scripts/test does it as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI a browser test that cannot run is a failure, not a skip
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -201,6 +189,82 @@ def test_an_openai_answer_streams_in_and_shows_its_cards(ui: str, browser, llm: 
     request = [r for r in llm.requests if r.path.endswith("/chat/completions")][-1]
     assert request.body["stream"] is True
     assert KEY not in page.content()
+    page.close()
+
+
+LAST_BOT = "(() => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\"); return b[b.length - 1]; })()"
+
+
+@pytest.mark.slow
+def test_a_local_model_answer_appears_piece_by_piece_before_its_cards(ui: str, browser, bundled: Path) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    assert "local: bundled Qwen2.5-Coder-0.5B-Instruct" in page.inner_text("#llm-status")
+    page.get_by_role("radio", name="local").check()
+    ask(page, "Which paper introduces domain-adversarial training of neural networks?")
+    # Partial text of the model's reply, before the checked answer with its source cards replaces it.
+    page.wait_for_function(
+        f"() => {{ const m = {LAST_BOT}; if (!m) return false; const t = m.innerText.trim();"
+        " return t.length > 3 && t !== '…' && !m.querySelector('.card'); }",
+        timeout=120_000,
+    )
+    partial = page.evaluate(f"() => {LAST_BOT}.innerText")
+    page.wait_for_function(f"() => {LAST_BOT}.querySelector('.card') !== null", timeout=120_000)
+    final = page.evaluate(f"() => {LAST_BOT}.innerText")
+    assert partial.strip() and partial != final
+    assert "Domain-Adversarial Training of Neural Networks" in page.locator("#chat .card").last.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-local-answer.png"))
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def faulty_ui(full_store) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app served from this process, its pipeline failing on two questions: one raises an unexpected error
+    (not a RagError), one never returns; the chat waits 3 s for progress."""
+    from rag.ui.app import build
+
+    settings, _ = full_store
+    settings = settings.model_copy(update={"backend": "extractive"})
+    release = threading.Event()
+    original = rag.Pipeline.ask
+
+    def ask(self, question, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "explode" in question:
+            raise RuntimeError("a bug deep inside a library")
+        if "hang" in question:
+            release.wait(120)
+            raise RuntimeError("released at the end of the test")
+        return original(self, question, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rag.Pipeline, "ask", ask)
+        app = build(settings, wait=3)
+        app.queue(default_concurrency_limit=4)
+        port = free_port()
+        app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            release.set()
+            app.close()
+
+
+@pytest.mark.slow
+def test_an_unexpected_error_or_a_stuck_answerer_is_a_message_and_the_chat_keeps_serving(
+    faulty_ui: str, browser, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(faulty_ui)
+    ask(page, "Why does this explode?")
+    error = page.locator("#chat .error").last
+    error.wait_for(timeout=60_000)
+    assert "Something went wrong while answering (RuntimeError: a bug deep inside a library)" in error.inner_text()
+    assert any("answering 'Why does this explode?' failed" in r.getMessage() for r in caplog.records)
+    ask(page, "Why does this hang?")
+    page.wait_for_function("() => document.querySelectorAll('#chat .error').length === 2", timeout=60_000)
+    assert "No answer after 3 s" in page.locator("#chat .error").last.inner_text()
+    ask(page, "How does Fisher merging approximate the posterior of each model?")
+    page.locator("#chat a.marker").first.wait_for(timeout=60_000)  # the same app still answers
     page.close()
 
 

@@ -5,6 +5,7 @@ before it reaches the page."""
 from __future__ import annotations
 
 import html
+import logging
 import os
 import queue
 import re
@@ -34,6 +35,7 @@ CSS = """
 .error{color:#cf222e}
 """
 _MARKER = re.compile(r"\[(\d+)\]")
+log = logging.getLogger("rag.ui")
 
 
 def _e(text: object) -> str:
@@ -93,17 +95,16 @@ def _card(citation: Any, claims: list[str], turn: int) -> str:
     )
 
 
-def llm_status() -> str:
-    """Whether an OpenAI-compatible endpoint is configured, and which; never the key."""
+def llm_status(settings: rag.Settings) -> str:
+    """Which models the LLM answerers use: the local GGUF file, and the OpenAI-compatible endpoint if one is
+    configured; never the key."""
+    local = f"local: {settings.local_model.name if settings.local_model else 'bundled Qwen2.5-Coder-0.5B-Instruct'}"
     base = os.environ.get("OPENAI_BASE_URL")
     if base:
-        return f"OpenAI-compatible endpoint: {base} (model {rag.load_settings().llm_model})"
+        return f"{local} · OpenAI-compatible endpoint: {base} (model {settings.llm_model})"
     if os.environ.get("OPENAI_API_KEY"):
-        return f"OpenAI API (model {rag.load_settings().llm_model})"
-    return (
-        "No OpenAI-compatible endpoint configured (set OPENAI_BASE_URL / OPENAI_API_KEY); "
-        "the extractive answerer works offline."
-    )
+        return f"{local} · OpenAI API (model {settings.llm_model})"
+    return f"{local} · no OpenAI-compatible endpoint configured (set OPENAI_BASE_URL / OPENAI_API_KEY)"
 
 
 def _filters(year_from: float | None, year_to: float | None, author: str, category: str, has_code: str) -> Filters:
@@ -116,8 +117,11 @@ def _filters(year_from: float | None, year_to: float | None, author: str, catego
     )
 
 
-def build(settings: rag.Settings) -> gr.Blocks:
-    """The whole app."""
+def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
+    """The whole app. `wait` bounds, in seconds, how long the chat waits for the answerer to make progress
+    (stream a piece or finish) before it shows an error: by default the LLM's whole retry budget and a minute."""
+    if wait is None:
+        wait = settings.llm_timeout * (settings.llm_retries + 1) + 60
     pipe = rag.pipeline(settings)
     _ = pipe.retriever  # load the model, the store and the index now: the first question should be quick
     categories = ["any", *sorted({p.category for p in pipe.retriever.papers.values() if p.category})]
@@ -151,25 +155,35 @@ def build(settings: rag.Settings) -> gr.Blocks:
                 )  # fmt: skip
                 events.put(("answer", answer))
             except RagError as exc:
-                events.put(("error", exc))
+                events.put(("error", str(exc)))
+            except Exception as exc:  # a bug, or a crash in a library: a message in the chat, details in the log
+                log.exception("answering %r failed", question)
+                events.put(("error", f"Something went wrong while answering ({type(exc).__name__}: {exc})"))
 
-        threading.Thread(target=work, daemon=True).start()
+        threading.Thread(target=work, daemon=True, name="rag-ui-answer").start()
         streamed = ""
         while True:
-            kind, value = events.get()
+            try:
+                # Bounded: a worker that neither writes nor finishes within the wait is given up on.
+                kind, value = events.get(timeout=wait)
+            except queue.Empty:
+                log.error("answering %r: no progress for %.0f s", question, wait)
+                kind, value = "error", f"No answer after {wait:.0f} s; the answerer may be stuck"
             if kind == "text":
                 streamed += str(value)
                 chat[-1] = {"role": "assistant", "content": f"<div><p>{_e(streamed)}</p></div>"}
                 yield chat, history, ""
-            elif kind == "answer":
-                answer = value if isinstance(value, Answer) else None
-                assert answer is not None
-                chat[-1] = {"role": "assistant", "content": render_answer(answer, len(history) + 1)}
-                yield chat, [*history, answer], ""
+            elif kind == "answer" and isinstance(value, Answer):
+                chat[-1] = {"role": "assistant", "content": render_answer(value, len(history) + 1)}
+                yield chat, [*history, value], ""
                 return
             else:
-                advice = " Switch the backend to extractive to answer offline." if backend == "openai" else ""
-                chat[-1] = {"role": "assistant", "content": f'<div><p class="error">{_e(value)}.{_e(advice)}</p></div>'}
+                advice = " Switch the backend to extractive to answer offline." if backend != "extractive" else ""
+                message = str(value).rstrip(".")
+                chat[-1] = {
+                    "role": "assistant",
+                    "content": f'<div><p class="error">{_e(message)}.{_e(advice)}</p></div>',
+                }
                 yield chat, history, ""
                 return
 
@@ -179,6 +193,9 @@ def build(settings: rag.Settings) -> gr.Blocks:
             return pipe.ask(question, int(k), backend=backend).to_dict()
         except RagError as exc:
             return {"error": str(exc)}
+        except Exception as exc:
+            log.exception("answering %r through the API failed", question)
+            return {"error": f"Something went wrong while answering ({type(exc).__name__}: {exc})"}
 
     def browse(search: str, author: str, year: float | None) -> list[list[str]]:
         papers = rag.list_papers(
@@ -229,8 +246,8 @@ def build(settings: rag.Settings) -> gr.Blocks:
                     clear = gr.Button("New conversation")
                 gr.Examples(EXAMPLES, inputs=question, label="Try")
             with gr.Column(scale=2):
-                backend = gr.Radio(["extractive", "openai"], value=settings.resolved_backend, label="Answerer")
-                gr.Markdown(_e(llm_status()), elem_id="llm-status")
+                backend = gr.Radio(["extractive", "local", "openai"], value=settings.resolved_backend, label="Answerer")
+                gr.Markdown(_e(llm_status(settings)), elem_id="llm-status")
                 k = gr.Slider(1, 20, value=5, step=1, label="Passages (k)")
                 with gr.Accordion("Filters", open=False):
                     year_from = gr.Number(label="From year", precision=0, value=None)

@@ -1,0 +1,114 @@
+"""A ChatModel that runs a GGUF model in this process through llama-cpp-python: no server, no network. The
+bundled Qwen2.5-Coder-0.5B-Instruct by default (rag/models.py), or any GGUF file named by RAG_LOCAL_MODEL."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.answerers.base import OnText
+from rag.answerers.llm import STOP, Message
+from rag.config import Settings
+from rag.errors import ConfigError, LLMBadResponse
+from rag.models import INSTALL_HINT, resolve_model
+from rag.types import Usage
+
+# Tokens a chat template adds around each message (ChatML: "<|im_start|>role\n" … "<|im_end|>\n"), and to open
+# the reply.
+MESSAGE_FRAMING = 6
+REPLY_FRAMING = 3
+
+_loaded: dict[tuple[str, int, int, int], Any] = {}
+_load_lock = threading.Lock()
+
+
+def default_threads() -> tuple[int, int]:
+    """Threads for generating and for reading the prompt. Reading the prompt is compute-bound and short, so it
+    takes every core; generating is bound by memory bandwidth and long, so on a small machine it leaves one core
+    to the web server, retrieval and the embedding model (README, "The local model")."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1) if cores <= 4 else cores // 2, cores
+
+
+class LocalChat:
+    """llama.cpp in-process; one reply at a time per model, since a llama.cpp context is not thread-safe."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = resolve_model(settings.local_model, settings.home)
+        self.endpoint = f"local model {self.path.name}"
+        self.context = settings.local_context
+        self.max_tokens = settings.local_max_tokens
+        self.retries = settings.llm_retries
+        self.passage_tokens: int | None = settings.local_passage_tokens
+        threads, batch_threads = default_threads()
+        if settings.local_threads is not None:
+            threads = batch_threads = settings.local_threads
+        self.threads = threads
+        self._llama, self._lock = _load(self.path, self.context, threads, batch_threads)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the messages by the model's own tokenizer, with its chat template's framing."""
+        return (
+            sum(
+                len(self._llama.tokenize(m["content"].encode("utf-8"), add_bos=False)) + MESSAGE_FRAMING
+                for m in messages
+            )
+            + REPLY_FRAMING
+        )
+
+    def stream(self, messages: Sequence[Message], on_text: OnText | None) -> tuple[str, Usage | None]:
+        """The reply, greedy, streamed token by token; usage counted with the model's tokenizer."""
+        pieces: list[str] = []
+        with self._lock:
+            try:
+                for chunk in self._llama.create_chat_completion(
+                    messages=list(messages), temperature=0.0, max_tokens=self.max_tokens, stop=STOP, stream=True
+                ):
+                    delta = chunk["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        pieces.append(delta)
+                        if on_text is not None:
+                            on_text(delta)
+            except Exception as exc:  # llama.cpp raises plain exceptions (ValueError, RuntimeError)
+                raise LLMBadResponse(self.endpoint, f"generation failed ({type(exc).__name__}: {exc})") from exc
+            text = "".join(pieces).strip()
+            completion = len(self._llama.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
+        return text, Usage(prompt_tokens=self.count_tokens(messages), completion_tokens=completion, counted=True)
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the models before the interpreter tears down the modules llama.cpp's finaliser needs."""
+    with _load_lock:
+        for llama, _ in _loaded.values():
+            llama.close()
+        _loaded.clear()
+
+
+def _load(path: Path, context: int, threads: int, batch_threads: int) -> tuple[Any, threading.Lock]:
+    """The model loaded once per process and configuration, with the lock that serialises its use."""
+    key = (str(path), context, threads, batch_threads)
+    with _load_lock:
+        if key not in _loaded:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise ConfigError(f"the local backend needs llama-cpp-python; {INSTALL_HINT}") from exc
+            try:
+                llama = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=context,
+                    n_threads=threads,
+                    n_threads_batch=batch_threads,
+                    verbose=False,
+                )
+            except Exception as exc:
+                raise ConfigError(f"{path}: llama.cpp cannot load it ({exc}); give a GGUF chat model") from exc
+            _loaded[key] = (llama, threading.Lock())
+        return _loaded[key]

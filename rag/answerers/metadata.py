@@ -1,0 +1,59 @@
+"""Answers to metadata questions (authors, author counts, dates, votes, "papers by X", "papers from 2023"),
+written from the paper records rather than the abstracts' text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rag.citations import with_markers
+from rag.question import MetadataIntent
+from rag.types import Paper, Passage
+
+
+def paper_name(paper: Paper) -> str:
+    """How a generated sentence names a paper: its title in quotes, without the final ? or ! that would end
+    the sentence."""
+    return f"“{paper.title.rstrip('?!. ')}”" if paper.title else "The untitled paper"
+
+
+def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> list[str]:
+    """Sentences that answer a metadata question from the records of the passages' papers, each with its
+    marker; empty when the records do not hold the answer."""
+    first: dict[str, int] = {}
+    for number, passage in enumerate(passages, 1):
+        first.setdefault(passage.paper_id, number)
+    papers = {p.paper_id: p.paper for p in passages}
+    out: list[str] = []
+    if intent.lists_papers:
+        for pid, number in first.items():
+            paper = papers[pid]
+            if intent.kind == "papers_by" and intent.author in (paper.authors or []):
+                out.append(with_markers(f"{paper_name(paper)} lists {intent.author} among its authors.", [number]))
+            elif intent.kind == "papers_in_years" and paper.year is not None and _in_span(paper.year, intent):
+                out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
+            elif intent.kind == "organization" and paper.organization == intent.organization:
+                out.append(
+                    with_markers(f"{paper_name(paper)} carries the organisation tag {paper.organization}.", [number])
+                )
+        return out
+    number, paper = 1, passages[0].paper
+    if intent.kind == "authors" and paper.authors:
+        names = ", ".join(paper.authors) + (" et al." if paper.et_al else "")
+        out.append(
+            with_markers(
+                f"The listed authors of {paper_name(paper)} are {names}" + ("" if paper.et_al else "."), [number]
+            )
+        )
+    elif intent.kind in ("authors", "n_authors") and paper.n_authors is not None:
+        out.append(with_markers(f"{paper_name(paper)} has {paper.n_authors} authors.", [number]))
+    elif intent.kind == "n_authors" and paper.authors and not paper.et_al:
+        out.append(with_markers(f"{paper_name(paper)} has {len(paper.authors)} authors.", [number]))
+    elif intent.kind == "date" and paper.date:
+        out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
+    elif intent.kind == "upvotes" and paper.upvotes is not None:
+        out.append(with_markers(f"{paper_name(paper)} has {paper.upvotes} upvotes in the listing.", [number]))
+    return out
+
+
+def _in_span(year: int, intent: MetadataIntent) -> bool:
+    return (intent.year_from is None or year >= intent.year_from) and (intent.year_to is None or year <= intent.year_to)

@@ -1,0 +1,107 @@
+"""What a question asks for, read once and shared by retrieval and every answerer: a metadata intent (authors,
+dates, votes, "papers by X"), the kind of answer (a quantity, a name), whether it spans several papers, and
+whether it follows up on the conversation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rag.types import Paper
+
+_SEVERAL = re.compile(
+    r"\b(which papers|what papers|papers|works|studies|approaches|methods|techniques|compare|comparison|differ|"
+    r"difference|contrast|several|various)\b",
+    re.I,
+)
+# A question asking for a quantity is answered only by a sentence that states a number the question does not.
+_QUANTITY = re.compile(
+    r"\bhow (many|much|long|fast|large|big|small|often)\b|\bby how\b|\bwhat (is the |was the )?(percentage|number|"
+    r"accuracy|perplexity|error|ap|score|rate|size|speed|speedup|count|amount|fraction|gain|improvement)\b",
+    re.I,
+)
+# A question asking what something is called is best answered by the sentence that names it.
+_NAME = re.compile(
+    r"\b(what|which) (is the )?(paper|work|study|name|method|approach|technique|framework|model|algorithm|system|"
+    r"architecture|benchmark|dataset|loss|strategy|module)\b|\bcalled\b|\bnamed\b",
+    re.I,
+)
+_FOLLOW_UP = re.compile(r"\b(them|they|these|those|it|its|this one|that one|the (first|second|third|last) one)\b", re.I)
+
+_AUTHORS_OF = re.compile(r"\b(who (wrote|authored|are the authors|is the author|were the authors)|authors? of)\b", re.I)
+_HOW_MANY_AUTHORS = re.compile(r"\bhow many (authors|people|researchers)\b|\bnumber of authors\b", re.I)
+_WHEN = re.compile(r"\b(when was|when were|what (date|day|year)|which year|publication date|published when)\b", re.I)
+_BY_CUE = re.compile(r"\b(by|wrote|written|authored|co-?authored|author|authors|has published|did)\b", re.I)
+_YEAR_LIST = re.compile(
+    r"\b(which|what|list)\b.*\b(papers|works)\b.*\b(?P<when>in|from|during|before|after|since)\s+(?P<year>(19|20)\d\d)\b",
+    re.I,
+)
+_UPVOTES = re.compile(r"\b(upvotes?|votes?)\b", re.I)
+_ORGANIZATION = re.compile(r"\b(organi[sz]ation|org|affiliation|tag|company|lab)\b", re.I)
+
+
+def asks_several(question: str) -> bool:
+    """Whether the question is about several papers ("Which papers ...", "compare ...")."""
+    return bool(_SEVERAL.search(question))
+
+
+def asks_quantity(question: str) -> bool:
+    """Whether the question asks for a number ("how many", "what accuracy", "by how much")."""
+    return bool(_QUANTITY.search(question))
+
+
+def asks_name(question: str) -> bool:
+    """Whether the question asks what a method, model or dataset is, or is called."""
+    return bool(_NAME.search(question))
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether the question points back at the conversation ("and which of them ...?")."""
+    return bool(_FOLLOW_UP.search(question))
+
+
+@dataclass(frozen=True)
+class MetadataIntent:
+    """A question about the listing data rather than the abstracts' text."""
+
+    kind: str  # "authors" | "n_authors" | "date" | "upvotes" | "organization" | "papers_by" | "papers_in_years"
+    author: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    organization: str | None = None
+
+    @property
+    def lists_papers(self) -> bool:
+        """Whether the answer is a list of papers selected by their records, not facts about one paper."""
+        return self.kind in ("papers_by", "papers_in_years", "organization")
+
+
+def metadata_intent(question: str, papers: Mapping[str, Paper]) -> MetadataIntent | None:
+    """The metadata question `question` asks, if it asks one; author names and organisation tags are matched
+    against those of `papers`."""
+    lowered = question.casefold()
+    if _BY_CUE.search(question):
+        for name in sorted({n for p in papers.values() for n in p.authors or []}, key=len, reverse=True):
+            if re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", lowered):
+                return MetadataIntent("papers_by", author=name)
+    year = _YEAR_LIST.search(question)
+    if year:
+        value, when = int(year["year"]), year["when"].lower()
+        span = {"before": (None, value - 1), "after": (value + 1, None), "since": (value, None)}.get(
+            when, (value, value)
+        )
+        return MetadataIntent("papers_in_years", year_from=span[0], year_to=span[1])
+    if _ORGANIZATION.search(question):
+        for org in sorted({p.organization for p in papers.values() if p.organization}):
+            if org.casefold() in lowered:
+                return MetadataIntent("organization", organization=org)
+    if _UPVOTES.search(question):
+        return MetadataIntent("upvotes")
+    if _HOW_MANY_AUTHORS.search(question):
+        return MetadataIntent("n_authors")
+    if _AUTHORS_OF.search(question):
+        return MetadataIntent("authors")
+    if _WHEN.search(question):
+        return MetadataIntent("date")
+    return None

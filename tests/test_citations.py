@@ -1,0 +1,132 @@
+"""Reading what real models write: every citation style, echoed headings, reasoning blocks and lists become checked
+sentences; a sentence without a marker is attributed to the passage that supports it, and one that nothing
+supports is flagged. Passages are real retrieved chunks of the shipped corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import Pipeline
+from rag.answerers.llm import ReasoningFilter
+from rag.api import _assemble, by_paper
+from rag.citations import check, clean_draft, is_decline, normalise_markers
+from rag.types import Passage
+
+FISHER = "Merging Models with Fisher-Weighted Averaging"
+# A sentence of the Fisher-merging abstract (003, paper 1), and a claim of another paper of the same retrieval.
+FISHER_CLAIM = (
+    "We develop an alternative merging procedure based on the Laplace approximation where we approximate each "
+    "model's posterior as a Gaussian distribution whose precision matrix corresponds to its Fisher information."
+)
+
+
+@pytest.fixture(scope="module")
+def pipe(full_store) -> Pipeline:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    return Pipeline(settings)
+
+
+@pytest.fixture(scope="module")
+def passages(pipe: Pipeline) -> list[Passage]:
+    found = by_paper(pipe.retriever.retrieve("How does Fisher merging approximate the posterior?", 5, expand=2))
+    assert found[0].paper.title == FISHER
+    return found
+
+
+def fisher_numbers(passages: list[Passage]) -> list[int]:
+    return [n for n, p in enumerate(passages, 1) if p.paper.title == FISHER]
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("merges [1][2].", "merges [1][2]."),
+        ("merges [1, 2].", "merges [1][2]."),
+        ("merges [1-3].", "merges [1][2][3]."),
+        ("merges [1–3].", "merges [1][2][3]."),
+        ("merges (1).", "merges [1]."),
+        ("merges (1, 3).", "merges [1][3]."),
+        ("merges 【2】.", "merges [2]."),
+        ("merges (Source 2).", "merges [2]."),
+        ("merges, as Source 2 says.", "merges, as [2] says."),
+        ("merges [Passage 4].", "merges [4]."),
+        ("merges[^3].", "merges[3]."),
+    ],
+)
+def test_the_citation_styles_models_write_are_read_as_markers(written: str, read: str) -> None:
+    assert normalise_markers(written) == read
+
+
+def test_a_parenthesised_number_inside_a_sentence_is_not_a_citation() -> None:
+    assert normalise_markers("It has two steps: (1) merge the weights and (2) tune them.") == (
+        "It has two steps: (1) merge the weights and (2) tune them."
+    )
+
+
+def test_reasoning_lists_labels_and_leading_markers_are_cleaned_away() -> None:
+    draft = (
+        "<think>The user asks about merging.\nPassage 1 fits.</think>\n"
+        "Answer: **Fisher merging** works [1]\n- [2] It uses the Fisher"
+    )
+    assert clean_draft(draft) == "Fisher merging works [1]. It uses the Fisher [2]."
+    assert clean_draft("<think>never closed, so all of it is reasoning") == ""
+
+
+def test_every_style_cites_the_passage_it_names(passages: list[Passage]) -> None:
+    first = fisher_numbers(passages)[0]
+    for style in (f"[{first}]", f"({first})", f"【{first}】", f"(Source {first})"):
+        checked = check(FISHER_CLAIM.rstrip(".") + f" {style}.", passages)
+        assert [(s.markers, s.supported, s.attributed) for s in checked.sentences] == [([first], True, False)], style
+
+
+def test_an_echoed_heading_is_not_a_claim(passages: list[Passage]) -> None:
+    paper = passages[0].paper
+    draft = f"[1] {paper.title} ({paper.date})\n[1] “{paper.title}”\n{FISHER_CLAIM} [1]"
+    checked = check(draft, passages)
+    assert [s.claim for s in checked.sentences] == [FISHER_CLAIM]
+
+
+def test_a_sentence_without_a_marker_is_attributed_to_the_passage_that_supports_it(passages: list[Passage]) -> None:
+    checked = check(FISHER_CLAIM, passages)
+    (sentence,) = checked.sentences
+    assert sentence.supported and sentence.attributed
+    assert sentence.markers and all(passages[m - 1].paper.title == FISHER for m in sentence.markers)
+
+
+def test_a_sentence_cited_to_the_wrong_passage_is_attributed_to_the_right_one(passages: list[Passage]) -> None:
+    wrong = next(n for n, p in enumerate(passages, 1) if p.paper.title != FISHER)
+    (sentence,) = check(FISHER_CLAIM.rstrip(".") + f" [{wrong}].", passages).sentences
+    assert sentence.supported and sentence.attributed
+    assert all(passages[m - 1].paper.title == FISHER for m in sentence.markers)
+
+
+def test_a_sentence_that_nothing_supports_is_flagged_not_dropped(passages: list[Passage]) -> None:
+    claim = "Fisher merging needs 12 GPUs for a week of training."
+    (sentence,) = check(claim, passages).sentences
+    assert not sentence.supported and not sentence.markers
+    assert "no citation, and no passage supports it" in sentence.problems
+
+
+def test_an_unchecked_example_sentence_copied_from_a_prompt_is_never_supported(passages: list[Passage]) -> None:
+    (sentence,) = check("The method prunes 50% of the weights [2].", passages).sentences
+    assert not sentence.supported
+
+
+def test_a_model_that_declines_is_respected(pipe: Pipeline, passages: list[Passage]) -> None:
+    assert is_decline("The passages do not mention how many GPUs were used.")
+    assert not is_decline("Fisher merging does not need any training data.")
+    answer = _assemble("q", "The provided passages do not contain this information.", passages, "local", "draft",
+                       None, pipe.embedder)  # fmt: skip
+    assert answer.abstained and answer.path == "declined"
+    mixed = _assemble("q", f"{FISHER_CLAIM} [1] The passages do not say how fast it is.", passages, "local",
+                      "draft", None, pipe.embedder)  # fmt: skip
+    assert not mixed.abstained and [s.claim for s in mixed.sentences] == [FISHER_CLAIM]
+
+
+def test_the_stream_hides_reasoning_even_when_a_tag_is_split_across_pieces() -> None:
+    shown: list[str] = []
+    stream = ReasoningFilter(shown.append)
+    for piece in ["<thi", "nk>plan: cite [1]</th", "ink>Fisher merging ", "works [1].", " <", "b>"]:
+        stream(piece)
+    stream.flush()
+    assert "".join(shown) == "Fisher merging works [1]. <b>"

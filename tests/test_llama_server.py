@@ -1,0 +1,82 @@
+"""The `openai` backend against a real OpenAI-compatible server: llama-cpp-python's own `llama_cpp.server`,
+started on 127.0.0.1 with the bundled model; and `rag eval --backend openai --judge openai` end to end through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import rag
+from tests.conftest import REPO, run_rag, wait_http
+from tests.test_server import free_port
+
+MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
+QUESTION = "Which paper compresses large language models by deleting rows and columns of weight matrices?"
+GOLD = "SliceGPT: Compress Large Language Models by Deleting Rows and Columns"
+
+
+@pytest.fixture(scope="module")
+def llama_server(bundled: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m llama_cpp.server` serving the bundled model on a free loopback port; its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled), "--model_alias", MODEL_ALIAS,
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]  # fmt: skip
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/v1/models", process, log, seconds=180)
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture
+def endpoint(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    return llama_server
+
+
+@pytest.mark.slow
+def test_the_openai_backend_answers_through_a_real_llama_server(full_store, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    settings = settings.model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
+    pieces: list[str] = []
+    answer = rag.Pipeline(settings).ask(QUESTION, backend="openai", on_text=pieces.append)
+    assert answer.backend == "openai" and answer.path in ("draft", "fallback")
+    assert len(pieces) > 3  # streamed by the server chunk by chunk
+    assert not answer.abstained and answer.citations[0].title == GOLD
+    assert answer.usage is not None and answer.usage.prompt_tokens > 100
+    assert all(s.problems for s in answer.unsupported)
+
+
+@pytest.mark.slow
+def test_rag_eval_runs_end_to_end_with_a_real_model_as_answerer_and_judge(
+    full_store, endpoint: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    rows = [json.loads(line) for line in (REPO / "eval" / "questions.jsonl").read_text().splitlines()]
+    chosen = [row for row in rows if row["id"] in ("q-c-010", "q-a-032")]
+    assert len(chosen) == 2
+    questions = tmp_path / "two.jsonl"
+    questions.write_text("".join(json.dumps(row) + "\n" for row in chosen))
+    out = tmp_path / "report"
+    env = {"OPENAI_BASE_URL": endpoint, "OPENAI_API_KEY": os.environ["OPENAI_API_KEY"], "RAG_LLM_MODEL": MODEL_ALIAS}
+    result = run_rag("eval", "--questions", str(questions), "--backend", "openai", "--judge", "openai",
+                     "--out", str(out), home=settings.home, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["backend"] == "openai" and report["config"]["judge"] == "openai"
+    assert report["config"]["llm_model"] == MODEL_ALIAS
+    assert len(report["questions"]) == 2
+    answered = [q for q in report["questions"] if q["answerable"]]
+    assert len(answered) == 1 and answered[0]["hit"] == 1.0
+    assert report["overall"]["faithfulness"] is not None  # scored by the model as judge
