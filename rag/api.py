@@ -225,7 +225,7 @@ class Pipeline:
         intent: MetadataIntent | None,
         on_text: OnText | None,
     ) -> Answer:
-        """Write and check the answer; the Answer's `path` says how it came about."""
+        """Write and check the answer; the Answer's `origin` says how it came about."""
         timings: dict[str, float] = {}
         tick = time.perf_counter()
         if not passages or (intent is None and max(p.dense for p in passages) < RETRIEVAL_FLOOR):
@@ -246,7 +246,7 @@ class Pipeline:
         tick = time.perf_counter()
         answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder)
         if backend != "extractive" and not any(s.supported for s in answer.sentences):
-            if answer.path == "declined":
+            if answer.origin == "declined":
                 return _timed(answer, timings, tick)
             # No sentence of the model's survived the check: the offline answerer still answers from the passages,
             # from the papers the model named where it named some ("Which paper ...?" answered with a title).
@@ -255,7 +255,7 @@ class Pipeline:
             fallback = self.answerer("extractive").answer(question, [passages[n - 1] for n in numbers], turns)
             text = MARKER_NUMBER.sub(lambda m: f"[{numbers[int(m.group(1)) - 1]}]", fallback.text)
             answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
-            answer = answer.model_copy(update={"path": "fallback"})
+            answer = answer.model_copy(update={"origin": "fallback"})
         return _timed(answer, timings, tick)
 
 
@@ -273,10 +273,12 @@ def _timed(answer: Answer, timings: dict[str, float], check_started: float) -> A
     return answer.model_copy(update={"seconds": seconds})
 
 
-def _abstention(question: str, passages: list[Passage], backend: str, path: str, usage: Usage | None = None) -> Answer:
+def _abstention(
+    question: str, passages: list[Passage], backend: str, origin: str, usage: Usage | None = None
+) -> Answer:
     return Answer(
         question=question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[], removed_markers=[],
-        passages=passages, backend=backend, path=path, usage=usage,
+        passages=passages, backend=backend, origin=origin, usage=usage,
     )  # fmt: skip
 
 
@@ -322,7 +324,7 @@ def _assemble(
     text: str,
     passages: list[Passage],
     backend: str,
-    path: str,
+    origin: str,
     usage: Usage | None,
     embedder: Embedder,
 ) -> Answer:
@@ -362,7 +364,7 @@ def _assemble(
         removed_markers=checked.removed_markers,
         passages=passages,
         backend=backend,
-        path=path,
+        origin=origin,
         usage=usage,
     )
 

@@ -231,7 +231,7 @@ class Answer(BaseModel):
     removed_markers: list[int] = Field(description="Markers that pointed at no passage and were taken out.")
     passages: list[Passage] = Field(description="Every retrieved passage, in rank order; [n] is passages[n-1].")
     backend: str = Field(description="The answerer asked: extractive, openai or local.")
-    path: str = Field(
+    origin: str = Field(
         default="draft",
         description="How the answer came about: `draft` (the answerer's text, checked), `records` (written from "
         "the paper records: authors, dates, votes), `fallback` (no sentence of the LLM's draft survived the "

@@ -175,7 +175,7 @@ def test_every_sentence_of_every_development_answer_is_found_verbatim_in_its_cit
 def test_to_dict_is_json_with_stable_field_names(pipe: Pipeline) -> None:
     data = pipe.ask("Which paper compresses large language models by deleting rows and columns?").to_dict()
     assert set(data) == {
-        "question", "text", "abstained", "citations", "sentences", "removed_markers", "retrieved", "backend", "path",
+        "question", "text", "abstained", "citations", "sentences", "removed_markers", "retrieved", "backend", "origin",
         "usage", "seconds",
     }  # fmt: skip
     assert set(data["citations"][0]) == {

@@ -117,7 +117,7 @@ def test_a_model_that_declines_is_respected(pipe: Pipeline, passages: list[Passa
     assert not is_decline("Fisher merging does not need any training data.")
     answer = _assemble("q", "The provided passages do not contain this information.", passages, "local", "draft",
                        None, pipe.embedder)  # fmt: skip
-    assert answer.abstained and answer.path == "declined"
+    assert answer.abstained and answer.origin == "declined"
     mixed = _assemble("q", f"{FISHER_CLAIM} [1] The passages do not say how fast it is.", passages, "local",
                       "draft", None, pipe.embedder)  # fmt: skip
     assert not mixed.abstained and [s.claim for s in mixed.sentences] == [FISHER_CLAIM]

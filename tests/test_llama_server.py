@@ -51,7 +51,7 @@ def test_the_openai_backend_answers_through_a_real_llama_server(full_store, endp
     settings = settings.model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
     pieces: list[str] = []
     answer = rag.Pipeline(settings).ask(QUESTION, backend="openai", on_text=pieces.append)
-    assert answer.backend == "openai" and answer.path in ("draft", "fallback")
+    assert answer.backend == "openai" and answer.origin in ("draft", "fallback")
     assert len(pieces) > 3  # streamed by the server chunk by chunk
     assert not answer.abstained and answer.citations[0].title == GOLD
     assert answer.usage is not None and answer.usage.prompt_tokens > 100

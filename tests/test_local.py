@@ -87,7 +87,7 @@ def test_the_local_backend_streams_a_cited_answer_from_the_right_paper(full_stor
     settings, _ = full_store
     pieces: list[str] = []
     answer = rag.Pipeline(settings).ask(QUESTION, backend="local", on_text=pieces.append)
-    assert answer.backend == "local" and answer.path in ("draft", "fallback")
+    assert answer.backend == "local" and answer.origin in ("draft", "fallback")
     assert len(pieces) > 3  # token by token, not one piece at the end
     assert not answer.abstained and answer.citations[0].title == GOLD
     assert any(s.supported for s in answer.sentences)

@@ -94,7 +94,7 @@ def test_an_answer_with_no_supported_sentence_falls_back_to_the_offline_answerer
         Reply("text", "Quantum annealing on 512 qubits solves protein folding [1]. It uses no data [2].")
     )
     answer = pipe_for(full_store).ask(QUESTION)
-    assert answer.path == "fallback" and answer.backend == "openai" and not answer.abstained
+    assert answer.origin == "fallback" and answer.backend == "openai" and not answer.abstained
     assert answer.citations[0].title == FISHER and "Quantum" not in answer.text
     assert all(s.supported and s.claim.rstrip(".") in answer.citations[0].passage for s in answer.sentences)
 
@@ -102,7 +102,7 @@ def test_an_answer_with_no_supported_sentence_falls_back_to_the_offline_answerer
 def test_a_draft_that_only_names_a_paper_falls_back_to_that_papers_sentences(full_store, server) -> None:  # type: ignore[no-untyped-def]
     server.replies.append(Reply("text", f"[3] {FISHER} (Nov 18, 2021)"))  # a heading echoed, wrongly numbered
     answer = pipe_for(full_store).ask(QUESTION)
-    assert answer.path == "fallback" and not answer.abstained
+    assert answer.origin == "fallback" and not answer.abstained
     assert {c.title for c in answer.citations} == {FISHER}
 
 

@@ -201,7 +201,7 @@ def test_a_local_model_answer_appears_piece_by_piece_before_its_cards(ui: str, b
     page.goto(ui)
     assert "local: bundled Qwen2.5-Coder-0.5B-Instruct" in page.inner_text("#llm-status")
     page.get_by_role("radio", name="local").check()
-    ask(page, "Which paper introduces domain-adversarial training of neural networks?")
+    ask(page, "How does Fisher merging approximate the posterior of each model?")
     # Partial text of the model's reply, before the checked answer with its source cards replaces it.
     page.wait_for_function(
         f"() => {{ const m = {LAST_BOT}; if (!m) return false; const t = m.innerText.trim();"
@@ -212,7 +212,7 @@ def test_a_local_model_answer_appears_piece_by_piece_before_its_cards(ui: str, b
     page.wait_for_function(f"() => {LAST_BOT}.querySelector('.card') !== null", timeout=120_000)
     final = page.evaluate(f"() => {LAST_BOT}.innerText")
     assert partial.strip() and partial != final
-    assert "Domain-Adversarial Training of Neural Networks" in page.locator("#chat .card").last.inner_text()
+    assert "Merging Models with Fisher-Weighted Averaging" in page.locator("#chat .card").last.inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-local-answer.png"))
     page.close()
 
