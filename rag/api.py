@@ -12,7 +12,7 @@ from pathlib import Path
 from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
 from rag.answerers.metadata import metadata_sentences
 from rag.chunking import Chunker
-from rag.citations import check, is_decline, with_markers
+from rag.citations import Checked, check, is_decline, with_markers
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError
@@ -238,19 +238,22 @@ class Pipeline:
             if on_text is not None:
                 on_text(text)
             timings["answer"] = time.perf_counter() - tick
+            tick = time.perf_counter()
             return _timed(_assemble(question, text, passages, backend, "records", None, self.embedder), timings, tick)
         if backend != "extractive":
             passages = by_paper(passages)
         draft = self.answerer(backend).answer(question, passages, turns, on_text)
         timings["answer"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder)
-        if backend != "extractive" and not any(s.supported for s in answer.sentences):
+        # An LLM's draft is checked here, once: a fallback needs to know which papers it named.
+        checked = check(draft.text, passages, self.embedder) if backend != "extractive" else None
+        answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder, checked)
+        if checked is not None and not any(s.supported for s in answer.sentences):
             if answer.origin == "declined":
                 return _timed(answer, timings, tick)
             # No sentence of the model's survived the check: the offline answerer still answers from the passages,
             # from the papers the model named where it named some ("Which paper ...?" answered with a title).
-            named = check(draft.text, passages).named_papers
+            named = checked.named_papers
             numbers = [n for n, p in enumerate(passages, 1) if p.paper_id in named] or list(range(1, len(passages) + 1))
             fallback = self.answerer("extractive").answer(question, [passages[n - 1] for n in numbers], turns)
             text = MARKER_NUMBER.sub(lambda m: f"[{numbers[int(m.group(1)) - 1]}]", fallback.text)
@@ -327,13 +330,14 @@ def _assemble(
     origin: str,
     usage: Usage | None,
     embedder: Embedder,
+    checked: Checked | None = None,
 ) -> Answer:
-    """Check every citation of `text`, renumber the markers in order of first use, and abstain when no
-    sentence is supported. A sentence in which the writer declines is no claim: it is left out when other
-    sentences are supported, and makes the answer a declined one when none is."""
+    """Check every citation of `text` (unless `checked` is its check already), renumber the markers in order of
+    first use, and abstain when no sentence is supported. A sentence in which the writer declines is no claim:
+    it is left out when other sentences are supported, and makes the answer a declined one when none is."""
     if text.strip() == ABSTAIN_PHRASE or not passages:
         return _abstention(question, passages, backend, "declined", usage)
-    checked = check(text, passages, embedder)
+    checked = checked or check(text, passages, embedder)
     claims = [s for s in checked.sentences if s.supported or not is_decline(s.claim)]
     if not any(s.supported for s in claims):
         if len(claims) < len(checked.sentences):
