@@ -5,7 +5,8 @@
 * Citations, as defined by ALCE (Gao et al., 2023): citation recall is the share of answer sentences that their
   cited passages, taken together, support; citation precision is the share of citations that support their
   sentence on their own, or are needed for it (the sentence's other citations do not support it without them).
-  Plus the share of cited papers that are gold.
+  Plus the share of cited papers that are gold (over every answer, and over answers to questions about one
+  paper), and the share of answerable questions whose answer cites a gold paper at all (a decline cites none).
 * Faithfulness (as RAGAS): the share of the answer's sentences supported by the retrieved passages.
 * Correctness: the share of `key_facts` found in the answer (case and spacing ignored).
 * Abstention: precision and recall of abstaining on unanswerable questions; the share of answerable questions
@@ -49,6 +50,7 @@ class Scores:
     type: str
     answerable: bool
     abstained: bool
+    gold_papers: int = 0
     hit: float | None = None
     recall: float | None = None
     mrr: float | None = None
@@ -56,6 +58,7 @@ class Scores:
     citation_recall: float | None = None
     citation_precision: float | None = None
     cited_gold: float | None = None
+    cites_gold: float | None = None
     faithfulness: float | None = None
     key_fact_recall: float | None = None
     seconds: float | None = None
@@ -126,6 +129,7 @@ def score(
         type=question_type,
         answerable=bool(gold),
         abstained=answer.abstained,
+        gold_papers=len(gold),
         seconds=answer.seconds,
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
@@ -134,12 +138,14 @@ def score(
         for name, value in retrieval_scores(answer.retrieved, gold).items():
             setattr(result, name, value)
     if gold:
+        result.cites_gold = 0.0
         result.key_fact_recall = 0.0 if answer.abstained and key_facts else key_fact_recall(answer.text, key_facts)
     if not answer.abstained and answer.sentences:
         result.citation_recall, result.citation_precision = citation_scores(answer, judge)
         cited_papers = {pid for _, pid in answer.citations.values() if pid is not None}
         if gold and cited_papers:
             result.cited_gold = len(cited_papers & gold) / len(cited_papers)
+            result.cites_gold = float(bool(cited_papers & gold))
         evidence = answer.retrieved_evidence or [text for text, _ in answer.citations.values()]
         result.faithfulness = sum(judge.supports(claim, evidence) for claim, _ in answer.sentences) / len(
             answer.sentences
@@ -165,6 +171,7 @@ METRICS = (
     "citation_recall",
     "citation_precision",
     "cited_gold",
+    "cites_gold",
     "faithfulness",
     "key_fact_recall",
 )
@@ -176,6 +183,8 @@ def aggregate(rows: Sequence[Scores]) -> dict[str, float | int | None]:
     for metric in METRICS:
         values = [getattr(r, metric) for r in rows if getattr(r, metric) is not None]
         out[metric] = round(statistics.fmean(values), 4) if values else None
+    single = [r.cited_gold for r in rows if r.gold_papers == 1 and r.cited_gold is not None]
+    out["single_cited_gold"] = round(statistics.fmean(single), 4) if single else None
     abstained = [r for r in rows if r.abstained]
     unanswerable = [r for r in rows if not r.answerable]
     answerable = [r for r in rows if r.answerable]

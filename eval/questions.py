@@ -101,17 +101,18 @@ def resolve_gold(questions: list[Question], papers: dict[str, Paper]) -> dict[st
     resolved: dict[str, set[str]] = {}
     for question in questions:
         ids: set[str] = set()
-        for reference in question.gold:
+        for given in question.gold:
+            reference = {key: value for key, value in given.items() if value is not None}  # null: not given
             if not any(key in reference for key in GOLD_KEYS):
                 raise QuestionFileError(
-                    f"question {question.id}: gold {reference} names no paper; use {', '.join(GOLD_KEYS)}"
+                    f"question {question.id}: gold {given} names no paper; use {', '.join(GOLD_KEYS)}"
                 )
             found = {pid for pid, paper in papers.items() if _matches(reference, paper)}
             if not found:
-                raise QuestionFileError(f"question {question.id}: gold {reference} matches no stored paper")
+                raise QuestionFileError(f"question {question.id}: gold {given} matches no stored paper")
             if len(found) > 1:
                 raise QuestionFileError(
-                    f"question {question.id}: gold {reference} matches {len(found)} different papers; "
+                    f"question {question.id}: gold {given} matches {len(found)} different papers; "
                     "add paper_id or source_file + ordinal"
                 )
             ids |= found

@@ -10,7 +10,15 @@ from pathlib import Path
 from rag.evaluation.metrics import METRICS
 from rag.evaluation.runner import Report
 
-SUMMARY = (*METRICS, "abstention_precision", "abstention_recall", "false_abstention", "latency_p50", "latency_p95")
+SUMMARY = (
+    *METRICS,
+    "single_cited_gold",
+    "abstention_precision",
+    "abstention_recall",
+    "false_abstention",
+    "latency_p50",
+    "latency_p95",
+)
 
 
 def _fmt(value: object) -> str:
@@ -27,7 +35,9 @@ def markdown(report: Report) -> str:
     lines = [
         "# Evaluation",
         "",
-        f"{report.overall['questions']} questions · backend {report.config['backend'] or 'answers file'} · "
+        f"{report.overall['questions']} questions"
+        + (f" ({report.config['split']} half)" if report.config.get("split") else "")
+        + f" · backend {report.config['backend'] or 'answers file'} · "
         f"judge {report.config['judge']} · code {report.config['code']}",
         "",
         "| metric | overall | " + " | ".join(types) + " |",

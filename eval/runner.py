@@ -139,9 +139,15 @@ def evaluate(
     answers_path: Path | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    split: str | None = None,
 ) -> Report:
-    """Score every question of `questions_path`: by asking the pipeline, or from `answers_path`."""
+    """Score every question of `questions_path` (those whose `split` field is `split`, when given): by asking the
+    pipeline, or from `answers_path`."""
     questions = load_questions(questions_path)
+    if split is not None:
+        questions = [q for q in questions if q.extra.get("split") == split]
+        if not questions:
+            raise QuestionFileError(f'{questions_path.name}: no question has "split": "{split}"')
     pipe = rag.pipeline(settings)
     papers = pipe.retriever.papers
     if not papers:
@@ -151,6 +157,7 @@ def evaluate(
     judge_impl = make_judge(judge, settings, pipe.embedder)
     config: dict[str, object] = {
         "questions": str(questions_path),
+        "split": split,
         "answers": str(answers_path) if answers_path else None,
         "backend": None if answers_path else chosen_backend,
         "judge": judge,

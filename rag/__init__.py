@@ -24,7 +24,7 @@ from rag.errors import (  # noqa: E402
     StoreError,
 )
 from rag.ingest import IngestReport  # noqa: E402
-from rag.templates import ABSTAIN_PHRASE  # noqa: E402
+from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE  # noqa: E402
 from rag.types import (  # noqa: E402
     Answer,
     AnswerSentence,
@@ -41,6 +41,7 @@ from rag.types import (  # noqa: E402
 
 __all__ = [
     "ABSTAIN_PHRASE",
+    "HEDGE_PHRASE",
     "SUPPORT_THRESHOLD",
     "Answer",
     "AnswerSentence",

@@ -13,15 +13,17 @@ from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
 from rag.answerers.metadata import metadata_sentences
 from rag.chunking import Chunker
 from rag.citations import Checked, check, is_decline, with_markers
+from rag.confidence import weigh
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
-from rag.errors import ConfigError, QuestionError
+from rag.errors import ConfigError, QuestionError, StoreError
+from rag.evidence import excerpts
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.retrieval import Retriever
 from rag.store import open_store
-from rag.templates import ABSTAIN_PHRASE
+from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.types import Answer, Citation, Filters, Paper, Passage, Usage
 
 
@@ -120,9 +122,6 @@ MAX_QUESTION_CHARS = 2000
 DEFAULT_K = 5
 # A question that spans several papers ("Which papers ...?") gets more passages by default.
 DEFAULT_K_MULTI = 8
-# Below this cosine similarity between the question and the best retrieved passage, nothing in the collection
-# is about the question: abstain without writing anything. Chosen on the development questions (README).
-RETRIEVAL_FLOOR = 0.25
 EXPAND_PAPERS = 2
 # A metadata question that lists papers ("papers by X") lists at most this many.
 MAX_LISTED = 20
@@ -188,7 +187,11 @@ class Pipeline:
         timings: dict[str, float] = {}
 
         tick = time.perf_counter()
+        if not _store_exists(self.settings):
+            raise StoreError(f"no papers are stored in {self.settings.chroma_path}: run `rag ingest` first")
         retriever = self.retriever
+        if not retriever.papers:
+            raise StoreError(f"no papers are stored in {retriever.store.location}: run `rag ingest` first")
         query, filters = _follow_up(question, turns, filters or Filters())
         intent = metadata_intent(question, retriever.papers)
         if intent is not None and intent.kind == "papers_by":
@@ -225,13 +228,36 @@ class Pipeline:
         intent: MetadataIntent | None,
         on_text: OnText | None,
     ) -> Answer:
-        """Write and check the answer; the Answer's `origin` says how it came about."""
-        timings: dict[str, float] = {}
-        tick = time.perf_counter()
-        if not passages or (intent is None and max(p.dense for p in passages) < RETRIEVAL_FLOOR):
+        """Decline when the decline model judges that the passages do not answer the question; otherwise write and
+        check the answer. The Answer's `origin` says how it came about, `confidence` how sure the model was."""
+        evidence = weigh(question, passages) if intent is None else None
+        if not passages or (evidence is not None and not evidence.answerable):
             if on_text is not None:
                 on_text(ABSTAIN_PHRASE)
-            return _abstention(question, passages, backend, "no-evidence")
+            answer = _abstention(question, passages, backend, "no-evidence")
+            return answer.model_copy(update={"confidence": evidence.probability if evidence else None})
+        hedged = evidence is not None and evidence.hedged
+        if hedged and on_text is not None:
+            on_text(HEDGE_PHRASE + " ")
+        answer = self._write(question, backend, passages, turns, intent, on_text)
+        update: dict[str, object] = {"confidence": evidence.probability if evidence else None}
+        if hedged and not answer.abstained:
+            update |= {"hedged": True, "text": f"{HEDGE_PHRASE} {answer.text}"}
+        return answer.model_copy(update=update)
+
+    def _write(
+        self,
+        question: str,
+        backend: str,
+        passages: list[Passage],
+        turns: list[Turn],
+        intent: MetadataIntent | None,
+        on_text: OnText | None,
+    ) -> Answer:
+        """The answer from the paper records, or the answerer's draft, checked; an LLM draft that fails the check
+        entirely gives way to the offline answerer's."""
+        timings: dict[str, float] = {}
+        tick = time.perf_counter()
         records = metadata_sentences(intent, passages) if intent is not None else []
         if records:  # the paper records answer it exactly, whoever was asked to write
             text = " ".join(records)
@@ -240,13 +266,14 @@ class Pipeline:
             timings["answer"] = time.perf_counter() - tick
             tick = time.perf_counter()
             return _timed(_assemble(question, text, passages, backend, "records", None, self.embedder), timings, tick)
-        if backend != "extractive":
-            passages = by_paper(passages)
-        draft = self.answerer(backend).answer(question, passages, turns, on_text)
+        read = len(passages)
+        if backend != "extractive":  # a model reads each paper's sentences that bear on the question
+            passages, read = excerpts(question, passages, self.embedder)
+        draft = self.answerer(backend).answer(question, passages[:read], turns, on_text)
         timings["answer"] = time.perf_counter() - tick
         tick = time.perf_counter()
         # An LLM's draft is checked here, once: a fallback needs to know which papers it named.
-        checked = check(draft.text, passages, self.embedder) if backend != "extractive" else None
+        checked = check(draft.text, passages[:read], self.embedder) if backend != "extractive" else None
         answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder, checked)
         if checked is not None and not any(s.supported for s in answer.sentences):
             if answer.origin == "declined":
@@ -260,15 +287,6 @@ class Pipeline:
             answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
             answer = answer.model_copy(update={"origin": "fallback"})
         return _timed(answer, timings, tick)
-
-
-def by_paper(passages: list[Passage]) -> list[Passage]:
-    """The passages with each paper's chunks together, in abstract order, papers in rank order: a model reads
-    each abstract as one text."""
-    rank: dict[str, int] = {}
-    for passage in passages:
-        rank.setdefault(passage.paper_id, len(rank))
-    return sorted(passages, key=lambda p: (rank[p.paper_id], p.start))
 
 
 def _timed(answer: Answer, timings: dict[str, float], check_started: float) -> Answer:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import content_stems, names, negated, numbers, sentences, words
+from rag.text import content_stems, names, negated, numbers, sentence_spans, sentences, words
 from rag.types import AnswerSentence, Paper, Passage
 
 # The support a sentence needs to count as backed by its citations; chosen on the development questions
@@ -32,6 +32,7 @@ from rag.types import AnswerSentence, Paper, Passage
 SUPPORT_THRESHOLD = 0.6
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
+_QUOTED = re.compile(r"“[^”]*”")
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
 
 
@@ -60,14 +61,22 @@ def paper_header(paper: Paper) -> str:
 def split_answer(text: str) -> list[str]:
     """The sentences of an answer, markers kept with the sentence they follow ("... sparsity. [1]" included)."""
     normal = _MARKERS_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", text.strip())
-    return [s.strip() for s in sentences(normal) if s.strip()]
+    # A title in curly quotes is one name, whatever punctuation it holds ("“Is X All You Need? A Study” was …").
+    quoted = [m.span() for m in _QUOTED.finditer(normal)]
+    spans = sentence_spans(normal)
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and any(a < merged[-1][1] < b for a, b in quoted):
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [normal[a:b].strip() for a, b in merged if normal[a:b].strip()]
 
 
 def parse_markers(sentence: str) -> tuple[str, list[int]]:
     """A sentence without its markers, and the marker numbers in order of appearance (without repeats)."""
     found = [int(n) for n in MARKER.findall(sentence)]
-    claim = MARKER.sub("", sentence)
-    claim = re.sub(r"\s+([.,;:!?])", r"\1", claim).strip()
+    claim = MARKER.sub("", sentence).strip()  # a marker takes the space before it along: the words stay as written
     return claim, list(dict.fromkeys(found))
 
 
@@ -142,8 +151,8 @@ def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
     claimed = " ".join(words(claim))
     for passage in passages:
         paper = passage.paper
-        title = " ".join(words(paper.title or ""))
-        if not title or title not in claimed:
+        title = " ".join(words(paper.title or "untitled"))  # an untitled paper's heading reads "(untitled)"
+        if title not in claimed:
             continue
         rest = claimed.replace(title, " ")
         for part in (paper.date, "untitled", "title", "date"):

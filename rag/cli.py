@@ -239,7 +239,21 @@ def _print_answer(answer: Any) -> None:
     help="Exit 1 when a metric (overall, or TYPE.METRIC) is below VALUE.",
 )
 @click.option(
-    "--baseline", "baseline_path", type=click.Path(path_type=Path), help="A JSON file of METRIC: VALUE minimums."
+    "--fail-above",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Exit 1 when a metric that must stay low (e.g. false_abstention) is above VALUE.",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(path_type=Path),
+    help='A JSON file {"at_least": {METRIC: VALUE}, "at_most": {METRIC: VALUE}} (a flat object: minimums).',
+)
+@click.option(
+    "--split",
+    type=click.Choice(["tune", "test"]),
+    help="Only the questions of one half: `tune` (what thresholds and weights are fitted on) or `test` (never).",
 )
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True, help="Questions answered at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
@@ -255,7 +269,9 @@ def eval_command(
     out: Path | None,
     compare_path: Path | None,
     fail_under: tuple[str, ...],
+    fail_above: tuple[str, ...],
     baseline_path: Path | None,
+    split: str | None,
     workers: int,
     as_json: bool,
     judge_check: bool,
@@ -275,7 +291,7 @@ def eval_command(
         from importlib import resources
 
         questions_path = Path(str(resources.files("rag.evaluation").joinpath("questions.jsonl")))
-    thresholds = _thresholds(fail_under, baseline_path)
+    thresholds = _thresholds(fail_under, fail_above, baseline_path)
     old = None
     if compare_path is not None:
         try:
@@ -291,6 +307,7 @@ def eval_command(
             judge=judge,
             answers_path=answers_path,
             workers=workers,
+            split=split,
             progress=lambda done, total: progress("questions", done, total),
         )
         if judge_check:
@@ -312,39 +329,55 @@ def eval_command(
         sys.exit(1)
 
 
-def _thresholds(fail_under: tuple[str, ...], baseline_path: Path | None) -> dict[str, float]:
+def _thresholds(
+    fail_under: tuple[str, ...], fail_above: tuple[str, ...], baseline_path: Path | None
+) -> dict[tuple[str, str], float]:
+    """(metric, "under" | "above") → the bound it must not cross."""
     from rag.errors import ConfigError
 
-    thresholds: dict[str, float] = {}
+    thresholds: dict[tuple[str, str], float] = {}
     if baseline_path is not None:
         try:
-            thresholds.update({k: float(v) for k, v in json.loads(baseline_path.read_text()).items()})
+            data = json.loads(baseline_path.read_text())
+            data.pop("about", None)
+            if "at_least" in data or "at_most" in data:
+                thresholds.update({(k, "under"): float(v) for k, v in data.get("at_least", {}).items()})
+                thresholds.update({(k, "above"): float(v) for k, v in data.get("at_most", {}).items()})
+            else:
+                thresholds.update({(k, "under"): float(v) for k, v in data.items()})
         except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"--baseline {baseline_path}: expected a JSON object of metric: number ({exc})") from exc
-    for item in fail_under:
-        metric, _, value = item.partition("=")
-        try:
-            thresholds[metric.strip()] = float(value)
-        except ValueError as exc:
-            raise ConfigError(f"--fail-under {item!r}: write METRIC=VALUE, e.g. citation_recall=0.9") from exc
+            raise ConfigError(
+                f"--baseline {baseline_path}: expected a JSON object of metric: number, or at_least/at_most objects "
+                f"of them ({exc})"
+            ) from exc
+    for option, side, items in (("--fail-under", "under", fail_under), ("--fail-above", "above", fail_above)):
+        for item in items:
+            metric, _, value = item.partition("=")
+            try:
+                thresholds[(metric.strip(), side)] = float(value)
+            except ValueError as exc:
+                raise ConfigError(f"{option} {item!r}: write METRIC=VALUE, e.g. citation_recall=0.9") from exc
     return thresholds
 
 
-def _below(report: Any, thresholds: dict[str, float]) -> list[str]:
-    """The thresholds the report misses, as messages."""
+def _below(report: Any, thresholds: dict[tuple[str, str], float]) -> list[str]:
+    """The bounds the report crosses, as messages."""
     from rag.errors import ConfigError
 
     failed = []
-    for name, minimum in thresholds.items():
+    for (name, side), bound in thresholds.items():
         scope, _, metric = name.rpartition(".")
         table = report.overall if not scope else report.by_type.get(scope)
         if table is None or metric not in table:
+            option = "--fail-under" if side == "under" else "--fail-above"
             raise ConfigError(
-                f"--fail-under {name}: no such metric; use e.g. citation_recall or factoid.key_fact_recall"
+                f"{option} {name}: no such metric; use e.g. citation_recall, false_abstention or "
+                "factoid.key_fact_recall"
             )
         value = table[metric]
-        if value is None or value < minimum:
-            failed.append(f"{name} = {value if value is not None else 'n/a'} is below {minimum}")
+        if value is None or (value < bound if side == "under" else value > bound):
+            shown = value if value is not None else "n/a"
+            failed.append(f"{name} = {shown} is {'below' if side == 'under' else 'above'} {bound}")
     return failed
 
 

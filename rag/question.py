@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rag.text import content_stems
 from rag.types import Paper
 
 _SEVERAL = re.compile(
@@ -26,6 +27,20 @@ _NAME = re.compile(
     r"\b(what|which) (is the )?(paper|work|study|name|method|approach|technique|framework|model|algorithm|system|"
     r"architecture|benchmark|dataset|loss|strategy|module)\b|\bcalled\b|\bnamed\b",
     re.I,
+)
+# The thing a "what X does ..." or "how many X were ..." question asks for: the words between the question word
+# and the verb, before any prepositional phrase ("What box AP on MS COCO does ..." asks for "box AP").
+_ASKED_FOR = re.compile(
+    r"\b(?:how (?:many|much)|what|which)\s+((?:[\w\-:]+\s+){0,4}?[\w\-:]+)\s+"
+    r"(?:do|does|did|is|are|was|were|has|have|had|can|could)\b",
+    re.I,
+)
+_PREPOSITIONAL = re.compile(r"\s(?:on|in|of|for|with|by|to|from|at|per)\s.*$", re.I)
+# Words that say what kind of thing is asked for without naming it, or compare without naming a measure.
+_UNSPECIFIC = frozenset(
+    "paper papers work works study studies article approach approaches method methods technique techniques one ones "
+    "kind kinds type types specific named exact model models the this that these those smaller faster cheaper "
+    "larger bigger better higher lower fewer more less concept metric share term way mechanism".split()
 )
 _FOLLOW_UP = re.compile(r"\b(them|they|these|those|it|its|this one|that one|the (first|second|third|last) one)\b", re.I)
 
@@ -54,6 +69,16 @@ def asks_quantity(question: str) -> bool:
 def asks_name(question: str) -> bool:
     """Whether the question asks what a method, model or dataset is, or is called."""
     return bool(_NAME.search(question))
+
+
+def asked_for(question: str) -> set[str]:
+    """The stemmed words naming what the question asks for ("What perplexity does ...?" → {"perplex"}), or an
+    empty set when it asks for nothing more specific than a paper or a method."""
+    match = _ASKED_FOR.search(re.sub(r"\s*\([^)]*\)", "", question))
+    if match is None:
+        return set()
+    words = [w for w in _PREPOSITIONAL.sub("", match.group(1)).split() if w.casefold() not in _UNSPECIFIC]
+    return content_stems(" ".join(words))
 
 
 def is_follow_up(question: str) -> bool:

@@ -11,6 +11,8 @@ from rag.errors import ConfigError
 
 # The one sentence an answer consists of when the collection does not support an answer.
 ABSTAIN_PHRASE = "The abstracts in this collection do not answer this question."
+# The words that open a hedged answer: the passages are close to the question but may not state what it asks.
+HEDGE_PHRASE = "The abstracts here may not state exactly this; the closest passages say:"
 
 # Every template and the exact variables it must use: a missing or unknown variable is an error at load time.
 TEMPLATES: dict[str, frozenset[str]] = {

@@ -236,7 +236,17 @@ class Answer(BaseModel):
         description="How the answer came about: `draft` (the answerer's text, checked), `records` (written from "
         "the paper records: authors, dates, votes), `fallback` (no sentence of the LLM's draft survived the "
         "check, so the offline answerer's), `declined` (the answerer said the passages do not answer), "
-        "`no-evidence` (nothing retrieved is close enough to the question to write from).",
+        "`no-evidence` (the decline model judged that the passages do not answer the question).",
+    )
+    hedged: bool = Field(
+        default=False,
+        description="The answer opens with rag.HEDGE_PHRASE: the passages are close to the question, but the decline "
+        "model is not confident that they state what it asks.",
+    )
+    confidence: float | None = Field(
+        default=None,
+        description="The decline model's probability that the passages answer the question (rag/confidence.py); "
+        "None for answers written from the paper records.",
     )
     usage: Usage | None = None
     seconds: dict[str, float] = Field(default_factory=dict)

@@ -8,7 +8,7 @@ import pytest
 
 from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
-from rag.api import _assemble, by_paper
+from rag.api import _assemble
 from rag.citations import check, clean_draft, is_decline, normalise_markers
 from rag.types import Passage
 
@@ -28,7 +28,9 @@ def pipe(full_store) -> Pipeline:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def passages(pipe: Pipeline) -> list[Passage]:
-    found = by_paper(pipe.retriever.retrieve("How does Fisher merging approximate the posterior?", 5, expand=2))
+    found = pipe.retriever.retrieve("How does Fisher merging approximate the posterior?", 5, expand=2)
+    rank = {pid: n for n, pid in reversed(list(enumerate(p.paper_id for p in found)))}
+    found.sort(key=lambda p: (rank[p.paper_id], p.start))  # each paper's chunks together, in abstract order
     assert found[0].paper.title == FISHER
     return found
 

@@ -168,3 +168,11 @@ def test_a_second_ingest_into_the_same_home_waits_for_none_and_says_so(tmp_path:
         result = run_rag("ingest", str(SEED["000"]), home=home)
     assert result.returncode == 1
     assert result.stderr == f"error: another `rag ingest` is writing to {home}; wait for it to finish\n"
+
+
+def test_asking_before_any_ingest_says_the_store_is_empty_not_that_the_papers_do_not_answer(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    result = run_rag("ask", "Which papers merge fine-tuned models?", home=home)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: no papers are stored in {home / 'chroma'}: run `rag ingest` first\n"
+    assert not home.exists()  # asking never creates a store

@@ -85,14 +85,17 @@ def test_gold_that_matches_no_paper_or_several_is_an_error_naming_the_question(f
     rows = [
         {**base, "id": "ok", "gold": [fisher]},
         {**base, "id": "prefix", "gold": [{"abstract_prefix": "Averaging the parameters of models"}]},
+        # JSON writes an absent field as null: a paper with no title, or a field the author did not fill in
+        {**base, "id": "null", "gold": [{**fisher, "title": None, "paper_id": None}]},
     ]
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     resolved = resolve_gold(load_questions(path), papers)
-    assert resolved["ok"] == resolved["prefix"] and len(resolved["ok"]) == 1
+    assert resolved["ok"] == resolved["prefix"] == resolved["null"] and len(resolved["ok"]) == 1
     for gold, message in (
         ({"title": "A Paper Nobody Wrote"}, "question bad: gold .* matches no stored paper"),
         ({"abstract_prefix": "We"}, "question bad: gold .* matches \\d+ different papers"),
+        ({"title": None}, "question bad: gold .* names no paper"),
         ({"source_file": SEED["003"].name, "ordinal": 1, "title": "Pointer Networks"}, "matches no stored paper"),
     ):
         path.write_text(json.dumps({**base, "id": "bad", "gold": [gold]}) + "\n")
@@ -167,7 +170,10 @@ def test_answers_produced_elsewhere_are_scored_the_same_way(full_store, tmp_path
 
 def test_fail_under_exits_1_naming_the_metric(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, _ = full_store
-    questions = small_set(tmp_path, ("q-a-032",))
+    questions = tmp_path / "q.jsonl"  # nothing stored is about it: declined, so abstention recall is 1.0
+    mars = {"id": "mars", "question": "What is the boiling point of water on Mars?", "type": "unanswerable",
+            "gold": [], "answer": "", "key_facts": []}  # fmt: skip
+    questions.write_text(json.dumps(mars) + "\n")
     result = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(tmp_path / "o"),
                      "--fail-under", "abstention_recall=1.01", home=settings.home)  # fmt: skip
     assert result.returncode == 1
@@ -175,6 +181,22 @@ def test_fail_under_exits_1_naming_the_metric(full_store, tmp_path: Path) -> Non
     bad = run_rag("eval", "--questions", str(questions), "--fail-under", "happiness=0.5", "--out", str(tmp_path / "o"),
                   home=settings.home)  # fmt: skip
     assert bad.returncode == 1 and "no such metric" in bad.stderr
+
+
+def test_fail_above_exits_1_naming_a_metric_that_must_stay_low(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    # Labelled answerable, but nothing stored is about it: the answer is declined, a false abstention.
+    fisher = {"source_file": SEED["003"].name, "ordinal": 1}
+    row = {"id": "mars", "question": "What is the boiling point of water on Mars?", "type": "factoid",
+           "gold": [fisher], "answer": "", "key_facts": []}  # fmt: skip
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    args = ("eval", "--questions", str(path), "--backend", "extractive", "--out", str(tmp_path / "o"))
+    strict = run_rag(*args, "--fail-above", "false_abstention=0.0", home=settings.home)
+    assert strict.returncode == 1
+    assert strict.stderr.strip().endswith("error: false_abstention = 1.0 is above 0.0")
+    lenient = run_rag(*args, "--fail-above", "false_abstention=1.0", home=settings.home)
+    assert lenient.returncode == 0, lenient.stderr
 
 
 @pytest.mark.slow
@@ -195,10 +217,12 @@ def test_the_offline_judge_catches_corrupted_claims_and_spares_faithful_ones(ful
 def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, _ = full_store
     result = run_rag("eval", "--backend", "extractive", "--judge", "offline", "--baseline", str(BASELINE),
-                     "--out", str(tmp_path / "dev"), "--workers", "2", home=settings.home)  # fmt: skip
+                     "--split", "test", "--out", str(tmp_path / "dev"), "--workers", "2",
+                     home=settings.home)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "dev" / "report.json").read_text())
-    assert report["overall"]["questions"] == len(DEV.read_text().splitlines()) >= 100
+    test_half = [line for line in DEV.read_text().splitlines() if json.loads(line)["split"] == "test"]
+    assert report["overall"]["questions"] == len(test_half) >= 150
 
 
 def test_the_openai_judge_decomposes_then_verifies_each_claim(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
