@@ -327,6 +327,45 @@ def test_serving_beyond_loopback_needs_auth_or_an_explicit_no_auth(tmp_path: Pat
     assert (bad.returncode, bad.stderr) == (1, "error: RAG_UI_AUTH must be user:password\n")
 
 
+@pytest.mark.slow
+def test_with_rag_ui_auth_the_api_refuses_a_client_without_credentials_and_answers_one_with_them(  # type: ignore[no-untyped-def]
+    full_store, tmp_path: Path
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
+
+    settings, _ = full_store
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
+    env.update(RAG_HOME=str(settings.home), RAG_BACKEND="extractive", RAG_UI_AUTH="alice:s3cret")
+    log = tmp_path / "ui.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_http(url, process, log)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url + "config", timeout=10)
+            assert refused.value.code == 401
+            question = "How does Fisher merging approximate the posterior of each model?"
+            with pytest.raises(AuthenticationError):
+                Client(url, verbose=False).predict(question, "extractive", 5, api_name="/ask")
+            with pytest.raises(ValueError, match="Could not login"):
+                Client(url, auth=("alice", "wrong"), verbose=False)
+            answer = Client(url, auth=("alice", "s3cret"), verbose=False).predict(
+                question, "extractive", 5, api_name="/ask"
+            )
+            assert answer["citations"][0]["title"] == "Merging Models with Fisher-Weighted Averaging"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def test_the_port_is_free_helper_finds_a_bindable_port() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", free_port()))
