@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -86,3 +87,22 @@ def test_an_unreachable_server_is_a_one_line_error_naming_it(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     with pytest.raises(StoreError):
         rag.store_stats(Settings(home=tmp_path, chroma_host="127.0.0.1", chroma_port=port))
+
+
+@pytest.mark.slow
+def test_asking_through_a_chroma_server_gives_every_client_the_same_answer(chroma_server: int, tmp_path: Path) -> None:
+    env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "ask-test"}
+    writer = Settings(
+        home=tmp_path / "writer", chroma_host="127.0.0.1", chroma_port=chroma_server, collection="ask-test"
+    )
+    assert rag.ingest([SEED["002"]], settings=writer).failed_files == []
+    question = "Which method makes sharpness-aware minimization cheaper by perturbing only a sparse set of weights?"
+    title = "Make Sharpness-Aware Minimization Stronger: A Sparsified Perturbation Approach"
+    answer = rag.ask(question, settings=writer.model_copy(update={"home": tmp_path / "reader"}))
+    assert not answer.abstained and answer.citations[0].title == title
+    cli = run_rag("ask", question, "--json", home=tmp_path / "cli", env=env)
+    assert cli.returncode == 0, cli.stderr
+    shown = json.loads(cli.stdout)
+    assert shown["text"] == answer.text and shown["citations"][0]["title"] == title
+    assert not (tmp_path / "reader" / "chroma").exists()
+    assert not (tmp_path / "cli" / "chroma").exists()  # the clients keep no store of their own
