@@ -82,9 +82,7 @@ def weigh(question: str, passages: Sequence[Passage]) -> Evidence:
     return Evidence(**features, probability=probability(features))
 
 
-def probability(features: dict[str, float], weights: dict[str, float] | None = None, intercept: float | None = None
-                ) -> float:  # fmt: skip
-    """P(answerable) under the fitted model, or under the weights given."""
-    weights = WEIGHTS if weights is None else weights
-    z = (INTERCEPT if intercept is None else intercept) + sum(w * features[name] for name, w in weights.items())
+def probability(features: dict[str, float]) -> float:
+    """P(answerable) under the fitted model."""
+    z = INTERCEPT + sum(weight * features[name] for name, weight in WEIGHTS.items())
     return 1 / (1 + math.exp(-z))
