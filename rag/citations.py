@@ -8,7 +8,8 @@ it into plain sentences with [n] markers before anything is checked.
 The support check is offline and deterministic. A sentence is supported when
   * every number it states (3.2%, 16x, 2023) appears in its cited passages,
   * every name it uses (acronyms and mixed-case words: SSAM, LoRA, CIFAR-10) appears there,
-  * it is negated exactly when the cited sentence closest to it is (a dropped or added "not"),
+  * it is negated exactly when the cited sentence closest to it is (a dropped or added "not"; a quoted title
+    names a paper, so its words are no negation),
   * and enough of its content words appear there: the share of its content-word stems found in the cited
     text, averaged with the best cosine similarity between it and a cited sentence when an embedder is given
     (a paraphrase keeps the meaning while changing words).
@@ -147,11 +148,15 @@ def normalise_markers(text: str) -> str:
 
 def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
     """The id of the paper whose heading (title, date) `claim` only repeats, stating nothing; None when the claim
-    says more than a heading."""
+    says more than a heading. A quoted title that the reply's end cut off ('"Leveraging Open') is a heading too."""
     claimed = " ".join(words(claim))
+    quotes = sum(claim.count(q) for q in '"“”')
+    unfinished = claim.lstrip().startswith(('"', "“")) and quotes % 2 == 1
     for passage in passages:
         paper = passage.paper
         title = " ".join(words(paper.title or "untitled"))  # an untitled paper's heading reads "(untitled)"
+        if unfinished and claimed and title.startswith(claimed):
+            return passage.paper_id
         if title not in claimed:
             continue
         rest = claimed.replace(title, " ")
@@ -235,8 +240,11 @@ def judge_claim(
     evidence_stems = content_stems(joined)
     coverage = len(claim_stems & evidence_stems) / len(claim_stems) if claim_stems else 1.0
     candidates = [s for text in evidence for s in sentences(text)] or list(evidence)
-    closest = max(candidates, key=lambda s: len(content_stems(s) & claim_stems))
-    if negated(claim) != negated(closest):
+    # A title in quotes names a paper; it states nothing, so its "not" ("“Why Not Transform ...”") is no negation.
+    stated = _QUOTED.sub(" ", claim)
+    stated_stems = content_stems(stated)
+    closest = max(candidates, key=lambda s: len(content_stems(s) & stated_stems))
+    if negated(stated) != negated(closest):
         problems.append("negation differs from the cited passage")
     score = coverage
     if embedder is not None:

@@ -11,9 +11,19 @@ from dataclasses import dataclass
 from rag.text import content_stems
 from rag.types import Paper
 
+# A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
+# "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
+# one paper ("collapses several experts", "over prior methods") does not.
+_PAPERS = r"(?:papers|works|studies|articles|methods|approaches|techniques|frameworks)"
 _SEVERAL = re.compile(
-    r"\b(which papers|what papers|papers|works|studies|approaches|methods|techniques|compare|comparison|differ|"
-    r"difference|contrast|several|various)\b",
+    rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_PAPERS}\b"
+    r"|\b(?:which|what)\s+(?:of\s+the\s+)?(?:papers|works|studies)\b"
+    rf"|\b(?:are there|list|find|show|name)(?:\s+me)?(?:\s+(?:any|the|all|some))?\s+(?:[\w-]+\s+){{0,2}}?{_PAPERS}\b"
+    r"|\b(?:several|various|multiple|different|two|three|both)\s+(?:papers|works|studies)\b"
+    r"|\bpapers\s+(?:here|in\s+(?:this|the|these)\s+(?:collection|corpus|listings?))\b"
+    r"|^\s*(?:compare|contrast)\b|\bdiffer(?:ence|ences)?\s+between\b|\bhow\s+does\s+each\b"
+    r"|\bhow\s+(?:do|did)\s+(?:[\w-]+\s+){1,3}?(?:differ|compare)\b|\bhow\s+do\s+they\b"
+    r"|\b(?:each|every)\s+(?:paper|work|one|of\s+them)\b(?!')",
     re.I,
 )
 # A question asking for a quantity is answered only by a sentence that states a number the question does not.
@@ -53,6 +63,18 @@ _YEAR_LIST = re.compile(
     re.I,
 )
 _UPVOTES = re.compile(r"\b(upvotes?|votes?)\b", re.I)
+_CATEGORY = re.compile(
+    r"\b(?:arxiv|subject)\s+(?:categor(?:y|ies)|class|area)\b|\b(?:which|what)\s+categor(?:y|ies)\b"
+    r"|\b(?:filed|listed|classified)\s+(?:under|in)\s+(?:which|what)\b",
+    re.I,
+)
+_CODE = re.compile(
+    r"\b(?:has|have|had|with|lists?|listed|releases?|released|provides?|provided|shares?|shared)\s+"
+    r"(?:its\s+|their\s+|any\s+|public\s+|open[- ]source\s+)?(?:code|implementation)\b"
+    r"|\b(?:code|implementation)\s+(?:is\s+|was\s+)?(?:listed|available|released|public)\b",
+    re.I,
+)
+_WHICH_OF = re.compile(r"\bwhich\s+(?:of\s+(?:them|the\s+\w+|these|those)|one)\b", re.I)
 _ORGANIZATION = re.compile(r"\b(organi[sz]ation|org|affiliation|tag|company|lab)\b", re.I)
 
 
@@ -90,11 +112,14 @@ def is_follow_up(question: str) -> bool:
 class MetadataIntent:
     """A question about the listing data rather than the abstracts' text."""
 
-    kind: str  # "authors" | "n_authors" | "date" | "upvotes" | "organization" | "papers_by" | "papers_in_years"
+    # "authors" | "n_authors" | "date" | "upvotes" | "category" | "code" | "organization" | "papers_by" |
+    # "papers_in_years"
+    kind: str
     author: str | None = None
     year_from: int | None = None
     year_to: int | None = None
     organization: str | None = None
+    each: bool = False  # whether to answer for each of the retrieved papers ("which of them has code?")
 
     @property
     def lists_papers(self) -> bool:
@@ -121,6 +146,10 @@ def metadata_intent(question: str, papers: Mapping[str, Paper]) -> MetadataInten
         for org in sorted({p.organization for p in papers.values() if p.organization}):
             if org.casefold() in lowered:
                 return MetadataIntent("organization", organization=org)
+    if _CATEGORY.search(question):
+        return MetadataIntent("category")
+    if _CODE.search(question):
+        return MetadataIntent("code", each=bool(_WHICH_OF.search(question)))
     if _UPVOTES.search(question):
         return MetadataIntent("upvotes")
     if _HOW_MANY_AUTHORS.search(question):

@@ -14,11 +14,15 @@ from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
+from rag.question import asks_several
+from rag.readable import readable, short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
+from rag.text import sentence_spans
 from rag.types import Answer, Filters
 from tests.conftest import run_rag
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
+LEAD = re.compile(r"^These papers bear on the question: ")
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +35,30 @@ def cited_titles(answer: Answer) -> list[str | None]:
     return [c.title for c in answer.citations]
 
 
+def quoted_from(claim: str, passage: str, paper_name: str) -> bool:
+    """Whether `claim` is a sentence of `passage`, as it stands or with the paper named where it says "we"."""
+    names = (paper_name, "It", "The paper", "A paper", "Another paper")
+    return any(
+        readable(passage[start:end], name).rstrip(" .!?") == claim.rstrip(" .!?")
+        for start, end in sentence_spans(passage)
+        for name in names
+    )
+
+
 def assert_well_formed(answer: Answer) -> None:
-    """Every sentence ends with markers that number the citations 1..m, and says only what its passage says."""
+    """Every sentence ends with markers that number the citations 1..m, and says only what its passage says (a
+    metadata answer: what the record says)."""
     assert not answer.abstained and answer.citations
     assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     by_number = {c.number: c for c in answer.citations}
+    papers = {p.paper_id: p.paper for p in answer.passages}
     for sentence in split_answer(answer.text):
         claim, markers = parse_markers(sentence)
         assert markers, f"uncited sentence: {sentence!r}"
         assert re.search(r"(\[\d+\])+[.!?]?$", sentence), sentence
-        if not claim.startswith(("“", "The listed authors")):  # metadata sentences are read from the record
-            assert any(claim.rstrip(".!?") in by_number[m].passage for m in markers), claim
+        if answer.origin != "records" and not LEAD.match(claim):
+            cited = [by_number[m] for m in markers]
+            assert any(quoted_from(claim, c.passage, short_name(papers[c.paper_id])) for c in cited), claim
     assert all(s.supported for s in answer.sentences)
 
 
@@ -109,6 +126,41 @@ def test_metadata_questions_are_answered_from_the_paper_records(pipe: Pipeline) 
     assert count.text == "“Merging Models with Fisher-Weighted Averaging” has 2 authors [1]."
     dated = pipe.ask("Which papers in these listings are dated before 2016?")
     assert sorted(c.published.year for c in dated.citations if c.published) == [2014, 2015]
+    category = pipe.ask("In which arXiv category does the depth-aware talking-head video generation paper appear?")
+    assert category.text == (
+        "“Depth-Aware Generative Adversarial Network for Talking Head Video Generation” is listed under category "
+        "CV [1]."
+    )  # 002_*.txt lists it under "CV"
+    code = pipe.ask(
+        "There are two papers on diagnosing Alzheimer's disease from multi-modality brain imaging; which of them "
+        "has code listed?"
+    )
+    assert code.origin == "records"
+    listed = {s.claim.split("”")[0].strip("“"): "lists code" in s.claim for s in code.sentences}
+    assert listed == {  # 002_*.txt: "LGJul 15, 2022Code" under the first; no "Code" after the second's date
+        "Tensor-Based Multi-Modality Feature Selection and Regression for Alzheimer's Disease Diagnosis": True,
+        "Interpretable Graph Convolutional Network of Multi-Modality Brain Imaging for Alzheimer's Disease "
+        "Diagnosis": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [
+        ("Which papers here merge fine-tuned models, and how do their methods differ?", True),
+        ("Which knowledge-distillation papers let information flow both ways?", True),
+        ("Are there methods that prune large language models?", True),
+        ("Compare LoRA with adapters.", True),
+        ("How does each paper handle forgetting?", True),
+        # A plural inside a question about one paper is not several papers.
+        ("In the work that collapses several selected experts into one, how far do FLOPs drop?", False),
+        ("How much does UNIP improve mIoU over other pre-training methods?", False),
+        ("What is the technique that approximates each one's posterior with a Gaussian?", False),
+        ("How does SSAM compare with SAM?", False),
+    ],
+)
+def test_a_question_is_about_several_papers_only_when_it_names_them_or_compares(question: str, several: bool) -> None:
+    assert asks_several(question) is several
 
 
 def test_the_passages_decide_between_declining_hedging_and_answering(pipe: Pipeline) -> None:
@@ -162,23 +214,30 @@ def test_an_empty_or_huge_question_is_a_clear_error(pipe: Pipeline, question: st
         pipe.ask(question)
 
 
-def test_every_sentence_of_every_development_answer_is_found_verbatim_in_its_cited_passage(pipe: Pipeline) -> None:
+def test_every_sentence_of_every_development_answer_is_quoted_from_its_cited_passage(pipe: Pipeline) -> None:
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines()]
-    answered = 0
+    answered = rewritten = 0
     for row in questions:
         answer = pipe.ask(row["question"])
-        if answer.abstained:
+        if answer.abstained or answer.origin == "records":  # records: test_metadata_questions_...
             continue
         answered += 1
         by_number = {c.number: c for c in answer.citations}
-        for sentence in answer.sentences:
-            if sentence.claim.startswith(("“", "The listed authors", "The untitled paper")):
-                continue  # metadata sentences: checked against the record in test_metadata_questions_...
-            assert any(sentence.claim.rstrip(".!?") in by_number[m].passage for m in sentence.markers), (
+        papers = {p.paper_id: p.paper for p in answer.passages}
+        sentences = answer.sentences
+        if LEAD.match(sentences[0].claim):  # several papers: the lead lists every paper the answer cites
+            assert sentences[0].markers == sorted(by_number), (row["id"], sentences[0].text)
+            sentences = sentences[1:]
+        for sentence in sentences:
+            assert sentence.supported, (row["id"], sentence.text, sentence.problems)
+            cited = [by_number[m] for m in sentence.markers]
+            assert any(quoted_from(sentence.claim, c.passage, short_name(papers[c.paper_id])) for c in cited), (
                 row["id"],
                 sentence.claim,
             )
+            rewritten += not any(sentence.claim.rstrip(".!?") in c.passage for c in cited)
     assert answered >= len(questions) // 2
+    assert rewritten > 0  # some abstract said "we"
 
 
 def test_to_dict_is_json_with_stable_field_names(pipe: Pipeline) -> None:

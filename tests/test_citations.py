@@ -88,6 +88,19 @@ def test_an_echoed_heading_is_not_a_claim(passages: list[Passage]) -> None:
     assert [s.claim for s in checked.sentences] == [FISHER_CLAIM]
 
 
+def test_a_list_of_echoed_headings_cut_off_mid_title_states_nothing(pipe: Pipeline, passages: list[Passage]) -> None:
+    # What the bundled model wrote for a single-paper question: the headings, the last one cut off by its token
+    # limit. Before, '"Merging Mod [1].' passed the check as a supported claim.
+    titles = list(dict.fromkeys(p.paper.title for p in passages))
+    draft = "\n".join(f'[{n}] "{title}"' for n, title in enumerate(titles, 1)) + f'\n[{len(titles) + 1}] "Merging Mod'
+    checked = check(draft, passages, pipe.embedder)
+    assert checked.sentences == []
+    assert checked.named_papers[0] == passages[0].paper_id
+    # A quoted title that the writer finished and went on from is a claim like any other.
+    finished = check(f'"{FISHER}" approximates each model\'s posterior as a Gaussian [1].', passages, pipe.embedder)
+    assert [s.supported for s in finished.sentences] == [True]
+
+
 def test_a_sentence_without_a_marker_is_attributed_to_the_passage_that_supports_it(passages: list[Passage]) -> None:
     checked = check(FISHER_CLAIM, passages)
     (sentence,) = checked.sentences

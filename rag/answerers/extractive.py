@@ -1,9 +1,10 @@
-"""The offline answerer: the retrieved sentences closest to the question, verbatim, each ending with its
-passage's marker (metadata questions are answered from the records, and the decision to decline is made by
-rag/confidence.py, before any answerer is asked)."""
+"""The offline answerer: the retrieved sentences closest to the question, quoted (with the paper named where the
+abstract says "we": rag/readable.py), each ending with its passage's marker. Metadata questions are answered
+from the records, and the decision to decline is made by rag/confidence.py, before any answerer is asked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from rag.answerers.base import Draft, OnText, Turn, emit
@@ -11,6 +12,7 @@ from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, rank_sentences
 from rag.question import asks_quantity, asks_several
+from rag.readable import readable, short_name
 from rag.templates import ABSTAIN_PHRASE
 from rag.text import names, numbers
 from rag.types import Passage
@@ -20,6 +22,12 @@ from rag.types import Passage
 MULTI_KEEP_ABOVE = 0.45
 SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
+# A sentence in which a paper says what it does itself.
+_OWN = re.compile(
+    r"^(?:[^,]{0,80},\s*)?(?:we|our|this (?:paper|work|study|survey|review))\b|\b(?:we|this paper) (?:propose|present|"
+    r"introduce|develop|design|study|investigate|show)",
+    re.I,
+)
 
 
 class ExtractiveAnswerer:
@@ -44,8 +52,34 @@ class ExtractiveAnswerer:
             return emit(ABSTAIN_PHRASE, on_text)
         chosen = self._choose(question, candidates)
         chosen.sort(key=lambda c: c.order)
-        text = " ".join(with_markers(c.text, [c.number]) for c in chosen)
-        return emit(text, on_text)
+        return emit(" ".join(self._sentences(chosen, passages, asks_several(question))), on_text)
+
+    def _sentences(self, chosen: list[Sentence], passages: Sequence[Passage], several: bool) -> list[str]:
+        """The chosen sentences as an answer's, each with its marker. Each names its paper where the abstract says
+        "we": by its method's name or title, by "It" right after another sentence of the same paper. An answer
+        about several papers opens with a sentence listing them, and then names each by its method's name, or
+        as "A paper", "Another paper"."""
+        papers = {s.paper_id: passages[s.number - 1].paper for s in chosen}
+        numbers = list(dict.fromkeys(s.number for s in chosen))
+        out = []
+        if several and len(papers) >= 2:
+            listed = [short_name(passages[n - 1].paper) if passages[n - 1].paper.title else "an untitled paper"
+                      for n in numbers]  # fmt: skip
+            listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
+            out.append(with_markers(f"These papers bear on the question: {listing}.", numbers))
+        previous: str | None = None
+        unnamed = 0
+        for sentence in chosen:
+            name = short_name(papers[sentence.paper_id])
+            if sentence.paper_id == previous:
+                name = "It"
+            elif out and name.startswith("“"):  # the lead gave the title already
+                name = "A paper" if unnamed == 0 else "Another paper"
+            text = readable(sentence.text, name)
+            unnamed += text.startswith(("A paper", "Another paper"))
+            out.append(with_markers(text, [sentence.number]))
+            previous = sentence.paper_id
+        return out
 
     def rank(self, question: str, passages: Sequence[Passage]) -> list[Sentence]:
         """Every sentence of every passage, scored against the question, best first."""
@@ -54,11 +88,14 @@ class ExtractiveAnswerer:
     def _choose(self, question: str, ranked: list[Sentence]) -> list[Sentence]:
         best = ranked[0]
         if asks_several(question):
+            # Each paper's best sentence close enough to the question, preferring one that says what the paper
+            # itself does ("we propose ...") over one that sets the scene.
             per_paper: dict[str, Sentence] = {}
-            for candidate in ranked:
+            for candidate in sorted(ranked, key=lambda c: not _OWN.search(c.text)):
                 if candidate.semantic >= MULTI_KEEP_ABOVE and candidate.paper_id not in per_paper:
                     per_paper[candidate.paper_id] = candidate
-            return list(per_paper.values())[:MAX_SENTENCES]
+            order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
+            return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
         # One paper: the best sentence, and a second one of the same paper when it adds a name or a number
         # the first lacks (the method's name, the result), or is nearly as relevant.
         same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]

@@ -1,5 +1,5 @@
-"""Answers to metadata questions (authors, author counts, dates, votes, "papers by X", "papers from 2023"),
-written from the paper records rather than the abstracts' text."""
+"""Answers to metadata questions (authors, author counts, dates, votes, categories, code, "papers by X", "papers
+from 2023"), written from the paper records rather than the abstracts' text."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from rag.citations import with_markers
 from rag.question import MetadataIntent
 from rag.types import Paper, Passage
+
+# "Which of them has code?" is answered for this many of the best papers.
+EACH_PAPERS = 3
 
 
 def paper_name(paper: Paper) -> str:
@@ -36,6 +39,14 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
                     with_markers(f"{paper_name(paper)} carries the organisation tag {paper.organization}.", [number])
                 )
         return out
+    if intent.kind == "code":
+        shown = list(first.items())[: EACH_PAPERS if intent.each else 1]
+        for pid, number in shown:
+            paper = papers[pid]
+            if paper.has_code is not None:
+                listed = "lists code" if paper.has_code else "lists no code"
+                out.append(with_markers(f"{paper_name(paper)} {listed} in the listing.", [number]))
+        return out
     number, paper = 1, passages[0].paper
     if intent.kind == "authors" and paper.authors:
         names = ", ".join(paper.authors) + (" et al." if paper.et_al else "")
@@ -50,6 +61,8 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
         out.append(with_markers(f"{paper_name(paper)} has {len(paper.authors)} authors.", [number]))
     elif intent.kind == "date" and paper.date:
         out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
+    elif intent.kind == "category" and paper.category:
+        out.append(with_markers(f"{paper_name(paper)} is listed under category {paper.category}.", [number]))
     elif intent.kind == "upvotes" and paper.upvotes is not None:
         out.append(with_markers(f"{paper_name(paper)} has {paper.upvotes} upvotes in the listing.", [number]))
     return out

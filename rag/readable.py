@@ -1,0 +1,118 @@
+"""A sentence quoted from an abstract, made to read as part of an answer: the paper named where the abstract says
+"we" or "this paper", "our" and "us" said of its authors, and a connective that points at a sentence the reader
+has not seen ("To address this issue, ...", "Moreover, ...") dropped. Nothing else changes: every word that is
+not one of these is the abstract's own, so the rewritten sentence passes the same citation check."""
+
+from __future__ import annotations
+
+import re
+
+from rag.types import Paper
+
+# A lead that only links the sentence to the one before it in the abstract.
+_DANGLING_LEAD = re.compile(
+    r"^(?:to (?:address|tackle|solve|overcome|mitigate|alleviate|remedy|resolve|handle|fill|bridge|close|avoid|"
+    r"fix|circumvent)\b[^,]{0,80}|to this end|to that end|in this (?:paper|work|study|article|letter|report)|here|"
+    r"specifically|moreover|furthermore|additionally|in addition|therefore|thus|hence|consequently|"
+    r"as a result|however|finally|besides|meanwhile|then|instead|in particular|in contrast|on the other hand|"
+    r"(?:motivated|inspired|based|building) (?:by|on) (?:this|these|that|those|the above)\b[^,]{0,60}|"
+    r"for this (?:purpose|reason)|in response|with this in mind|in doing so|by doing so|beyond that|"
+    r"first|second|third|firstly|secondly|lastly|next|further|also)\s*,\s*",
+    re.I,
+)
+# The abstract's own subject: "We ...", "This paper ...", "In this paper we ..." (after the lead is dropped).
+_WE = re.compile(r"^we\b\s*", re.I)
+_THIS_PAPER = re.compile(
+    r"^(?:this|the present|our) (?:paper|work|study|article|letter|report|survey|review|tutorial|thesis)\b\s*", re.I
+)
+_OUR_START = re.compile(r"^our\b\s*", re.I)
+# Adverbs that may stand between "we" and its verb ("we also propose", "we further show").
+_ADVERBS = frozenset(
+    "also further then first next additionally finally thus therefore empirically "
+    "theoretically experimentally now here subsequently".split()
+)
+_MODALS = frozenset("can could will would may might should must shall".split())
+_IRREGULAR = {"have": "has", "are": "is", "were": "was", "do": "does", "go": "goes", "am": "is"}
+_PAST = frozenset(
+    "found made built took gave ran saw showed shown began brought kept led left met put "
+    "set sought thought wrote chose drew grew held knew lost meant paid read said sent "
+    "spent stood taught told won was".split()
+)
+_OUR = re.compile(r"\bour\b", re.I)
+_OURS = re.compile(r"\bours\b", re.I)
+_OURSELVES = re.compile(r"\bourselves\b", re.I)
+_US = re.compile(r"\bus\b")
+_WE_INSIDE = re.compile(r"\bwe\b", re.I)
+# A short method name opening a title ("SpikeGPT: ...", "TALE: ..."): an acronym, a mixed-case word or one with
+# a digit, in at most three words.
+_NAME_LEAD = re.compile(r"^([^:]{1,40}):\s")
+
+
+def short_name(paper: Paper) -> str:
+    """How an answer names a paper: the method name its title opens with ("SpikeGPT"), else its title in
+    quotes."""
+    title = (paper.title or "").strip()
+    lead = _NAME_LEAD.match(title)
+    head = lead.group(1) if lead else ""
+    if "$" not in head and "\\" not in head and len(head.split()) <= 3 and any(_is_name(w) for w in head.split()):
+        return head
+    return f"“{title.rstrip('?!. ')}”" if title else "The untitled paper"
+
+
+def _is_name(word: str) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    inner_capital = any(c.isupper() for c in word[1:].split("-")[0])
+    return bool(letters) and (inner_capital or any(c.isdigit() for c in word) or (len(letters) > 1 and word.isupper()))
+
+
+def readable(sentence: str, name: str) -> str:
+    """`sentence`, quoted from an abstract, with its paper called `name` ("SpikeGPT", "“Title”", "It") where the
+    abstract speaks of itself, and a dangling connective removed."""
+    text = sentence.strip()
+    while (lead := _DANGLING_LEAD.match(text)) and len(text) - lead.end() > 20:
+        text = text[lead.end() :]
+    if name.strip("“”") in text:  # "we propose SpikeGPT" names it already: "The paper proposes SpikeGPT"
+        name = "The paper" if name != "It" else name
+    # "Our experiments show": "Its experiments", or "In SpikeGPT, the experiments" (a possessive "SpikeGPT’s"
+    # would be a name the abstract never writes).
+    possessive = {
+        "It": "Its",
+        "The paper": "The paper’s",
+        "A paper": "A paper’s",
+        "Another paper": "Another paper’s",
+    }.get(name, f"In {name}, the")
+    head = ""
+    if match := _WE.match(text):
+        head, text = name, _third_person(text[match.end() :])
+    elif match := _THIS_PAPER.match(text):
+        head, text = name, text[match.end() :]
+    elif match := _OUR_START.match(text):
+        head, text = possessive, text[match.end() :]
+    text = _OURSELVES.sub("themselves", text)
+    text = _OURS.sub("theirs", text)
+    text = _OUR.sub("its" if head else "the authors’", text)  # the paper named as subject, or its authors
+    text = _US.sub("them", text)
+    text = _WE_INSIDE.sub("the authors", text)
+    text = f"{head} {text}" if head else text
+    return text[0].upper() + text[1:] if text else text
+
+
+def _third_person(rest: str) -> str:
+    """'propose X' → 'proposes X', 'also show Y' → 'also shows Y'; past tenses and modals as they are."""
+    words = rest.split(" ")
+    index = 0
+    while index < len(words) - 1 and words[index].lower() in _ADVERBS:
+        index += 1
+    verb = words[index]
+    lowered = verb.lower()
+    if lowered in _MODALS or lowered in _PAST or lowered.endswith("ed") or not lowered.isalpha():
+        return rest
+    if lowered in _IRREGULAR:
+        words[index] = _IRREGULAR[lowered]
+    elif re.search(r"(s|sh|ch|x|z|o)$", lowered):
+        words[index] = verb + "es"
+    elif re.search(r"[^aeiou]y$", lowered):
+        words[index] = verb[:-1] + "ies"
+    else:
+        words[index] = verb + "s"
+    return " ".join(words)
