@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
@@ -21,6 +21,7 @@ from rag.evidence import excerpts
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
+from rag.readable import lead_sentence
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
@@ -81,6 +82,8 @@ class StoreStats:
     papers: int
     chunks: int
     papers_per_file: dict[str, int]
+    index: dict[str, object] = field(default_factory=dict)  # the chunk index's HNSW settings
+    index_advice: str | None = None  # how to rebuild an index made with older settings
 
 
 def store_stats(settings: Settings | None = None) -> StoreStats:
@@ -112,6 +115,8 @@ def store_stats(settings: Settings | None = None) -> StoreStats:
         papers=len(papers),
         chunks=store.count_chunks(),
         papers_per_file=dict(sorted(per_file.items())),
+        index=store.index,
+        index_advice=store.index_advice,
     )
 
 
@@ -275,6 +280,14 @@ class Pipeline:
         # An LLM's draft is checked here, once: a fallback needs to know which papers it named.
         checked = check(draft.text, passages[:read], self.embedder) if backend != "extractive" else None
         answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder, checked)
+        if checked is not None and asks_several(question) and not answer.abstained:
+            # A model's answer about several papers opens, as the offline one does, with the papers it cites.
+            numbers = [n for s in checked.sentences if s.supported for n in s.markers]
+            firsts = {passages[n - 1].paper_id: n for n in reversed(numbers)}
+            if len(firsts) >= 2:
+                lead = lead_sentence([(n, passages[n - 1].paper) for n in sorted(firsts.values())])
+                text = " ".join([lead, *(s.text for s in checked.sentences)])
+                answer = _assemble(question, text, passages, backend, "draft", draft.usage, self.embedder)
         if checked is not None and not any(s.supported for s in answer.sentences):
             if answer.origin == "declined":
                 return _timed(answer, timings, tick)

@@ -312,8 +312,8 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
     named: list[str] = []
     for raw in split_answer(clean_draft(text)):
         claim, markers = parse_markers(raw)
-        if not claim:
-            continue
+        if not content_stems(claim) and not numbers(claim) and not names(claim):
+            continue  # no words: what is left of a split heading ('" [1]'), a lone marker
         if (paper_id := heading_of(claim, passages)) is not None:
             named.append(paper_id)
             continue

@@ -464,6 +464,11 @@ def stats() -> None:
     click.echo(f"chunking   {info.chunking}")
     click.echo(f"papers     {info.papers}")
     click.echo(f"chunks     {info.chunks}")
+    if info.index:
+        settings = ", ".join(f"{key} {info.index[key]}" for key in ("max_neighbors", "ef_construction", "ef_search"))
+        click.echo(f"index      HNSW, {settings}")
+    if info.index_advice:
+        click.echo(f"note       {info.index_advice}")
     for file, count in info.papers_per_file.items():
         click.echo(f"  {file}  {count} papers")
 

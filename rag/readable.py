@@ -6,7 +6,9 @@ not one of these is the abstract's own, so the rewritten sentence passes the sam
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from rag.citations import with_markers
 from rag.types import Paper
 
 # A lead that only links the sentence to the one before it in the abstract.
@@ -57,6 +59,14 @@ def short_name(paper: Paper) -> str:
     if "$" not in head and "\\" not in head and len(head.split()) <= 3 and any(_is_name(w) for w in head.split()):
         return head
     return f"“{title.rstrip('?!. ')}”" if title else "The untitled paper"
+
+
+def lead_sentence(cited: Sequence[tuple[int, Paper]]) -> str:
+    """The sentence that opens an answer about several papers: each paper by its short name, with its marker
+    ("These papers bear on the question: AdaMerging, “Merging Models …” and … [1][2][3].")."""
+    listed = [short_name(paper) if paper.title else "an untitled paper" for _, paper in cited]
+    listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
+    return with_markers(f"These papers bear on the question: {listing}.", [number for number, _ in cited])
 
 
 def _is_name(word: str) -> bool:

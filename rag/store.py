@@ -23,6 +23,11 @@ from rag.types import Chunk, Paper, PaperRecord
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
+# The HNSW index of new collections (benchmarks/hnsw.py; README, "Scale"). Chroma's defaults (16 neighbours,
+# construction and search ef 100) find 0.22 of the true 10 nearest among 100k random vectors. The search ef is
+# applied to an existing store as well; the graph's neighbours and construction ef are fixed when a collection
+# is made, so a store made with fewer is told how to rebuild (`rag stats`).
+HNSW = {"max_neighbors": 32, "ef_construction": 200, "ef_search": 1000}
 
 
 @dataclass(frozen=True)
@@ -82,17 +87,42 @@ class Store:
         self.embedder = embedder
         self.location = location
         self.path = path
-        meta = {"hnsw:space": "cosine", "embedder": embedder, "schema": SCHEMA_VERSION}
+        meta = {"embedder": embedder, "schema": SCHEMA_VERSION}
+        config = {"hnsw": {"space": "cosine", **HNSW}}
         try:
             self._chunks = client.get_or_create_collection(
-                f"{prefix}-chunks-{_slug(embedder)}", embedding_function=None, metadata=meta
+                f"{prefix}-chunks-{_slug(embedder)}", embedding_function=None, metadata=meta, configuration=config
             )
             self._papers = client.get_or_create_collection(
-                f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta
+                f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta, configuration=config
             )
             self._batch = int(client.get_max_batch_size())
+            self.index = self._fit_index(self._chunks)
+            self._fit_index(self._papers)
         except Exception as exc:
             raise StoreError(f"cannot open the Chroma collections at {location}: {exc}") from exc
+
+    def _fit_index(self, collection: Any) -> dict[str, Any]:
+        """The collection's HNSW settings, after raising its search ef to HNSW's where it was lower."""
+        current = dict((collection.configuration or {}).get("hnsw") or {})
+        if current.get("ef_search", 0) < HNSW["ef_search"]:
+            collection.modify(configuration={"hnsw": {"ef_search": HNSW["ef_search"]}})
+            current["ef_search"] = HNSW["ef_search"]
+        return current
+
+    @property
+    def index_advice(self) -> str | None:
+        """How to rebuild a store whose index graph was made with fewer neighbours than HNSW's; None when it
+        was not."""
+        built = {key: self.index.get(key, 0) for key in ("max_neighbors", "ef_construction")}
+        if all(built[key] >= HNSW[key] for key in built):
+            return None
+        where = f"delete {self.path}" if self.path is not None else "delete its collections on the server"
+        return (
+            f"the index was built with max_neighbors={built['max_neighbors']}, ef_construction="
+            f"{built['ef_construction']} (new stores: {HNSW['max_neighbors']}, {HNSW['ef_construction']}), which "
+            f"finds fewer true neighbours in a large collection; to rebuild it, {where} and run `rag ingest`"
+        )
 
     # --- reading ---------------------------------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ def test_a_list_of_echoed_headings_cut_off_mid_title_states_nothing(pipe: Pipeli
     checked = check(draft, passages, pipe.embedder)
     assert checked.sentences == []
     assert checked.named_papers[0] == passages[0].paper_id
+    # A heading whose title ends in "?" splits in two; the quote and marker left over state nothing either.
+    split = check(f'[1] "{FISHER}? [Passage 1]"\n{FISHER_CLAIM} [1]', passages, pipe.embedder)
+    assert [s.claim for s in split.sentences] == [FISHER_CLAIM]
     # A quoted title that the writer finished and went on from is a claim like any other.
     finished = check(f'"{FISHER}" approximates each model\'s posterior as a Gaussian [1].', passages, pipe.embedder)
     assert [s.supported for s in finished.sentences] == [True]

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import rag
 from rag.config import Settings
 from rag.embedding import embedder_name
-from rag.store import open_store
-from tests.conftest import RAG_BIN, SEED
+from rag.store import HNSW, _slug, open_store
+from tests.conftest import RAG_BIN, SEED, run_rag
 
 
 def store_of(settings: Settings):  # type: ignore[no-untyped-def]
@@ -210,3 +210,38 @@ def test_any_abstract_survives_parse_store_and_listing_unchanged(tmp_path_factor
     (paper,) = rag.list_papers(settings=settings)
     assert paper.abstract == abstract
     shutil.rmtree(folder)
+
+
+def test_a_new_store_is_built_with_the_chosen_hnsw_settings(full_store) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    store = store_of(settings)
+    assert {key: store.index[key] for key in HNSW} == HNSW
+    assert store.index_advice is None
+    shown = run_rag("stats", home=settings.home)
+    assert "index      HNSW, max_neighbors 32, ef_construction 200, ef_search 1000" in shown.stdout
+
+
+def test_a_store_made_with_chromas_defaults_keeps_working_with_a_wider_search_and_is_told_how_to_rebuild(
+    settings: Settings,
+) -> None:
+    import chromadb
+
+    # A store as an earlier version made it: Chroma's default HNSW settings (16 neighbours, ef 100).
+    client = chromadb.PersistentClient(path=str(settings.chroma_path))
+    for kind in ("chunks", "papers"):
+        client.create_collection(
+            f"{settings.collection}-{kind}-{_slug(embedder_name(settings))}",
+            embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": embedder_name(settings), "schema": 1},
+        )
+    del client
+    report = rag.ingest(paths=[SEED["000"]], settings=settings)
+    assert report.new == report.papers_total > 0
+    store = store_of(settings)
+    assert (store.index["max_neighbors"], store.index["ef_construction"]) == (16, 100)
+    assert store.index["ef_search"] == HNSW["ef_search"]
+    assert store.index_advice is not None and f"delete {settings.chroma_path}" in store.index_advice
+    answer = rag.ask(
+        "How many parameters does the lightweight adapter for multilingual prompts have?", settings=settings
+    )
+    assert answer.citations

@@ -12,7 +12,7 @@ from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, rank_sentences
 from rag.question import asks_quantity, asks_several
-from rag.readable import readable, short_name
+from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
 from rag.text import names, numbers
 from rag.types import Passage
@@ -63,10 +63,7 @@ class ExtractiveAnswerer:
         numbers = list(dict.fromkeys(s.number for s in chosen))
         out = []
         if several and len(papers) >= 2:
-            listed = [short_name(passages[n - 1].paper) if passages[n - 1].paper.title else "an untitled paper"
-                      for n in numbers]  # fmt: skip
-            listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
-            out.append(with_markers(f"These papers bear on the question: {listing}.", numbers))
+            out.append(lead_sentence([(n, passages[n - 1].paper) for n in numbers]))
         previous: str | None = None
         unnamed = 0
         for sentence in chosen:
