@@ -19,6 +19,10 @@ from typing import Protocol
 import rag
 from rag import Embedder, LLMError, judge_claim
 
+# A sentence is checked as at most this many atomic claims: a small model asked to split one may list a dozen
+# restatements, each a call of its own that reads all the evidence.
+MAX_PARTS = 4
+
 
 class Judge(Protocol):
     """Decides whether evidence, taken together, supports a claim."""
@@ -84,7 +88,7 @@ class OpenAIJudge:
             line.strip(" -*•\t")
             for line in self._ask(render("judge_claims", sentence=claim)).splitlines()
             if line.strip(" -*•\t")
-        ] or [claim]
+        ][:MAX_PARTS] or [claim]
         joined = "\n\n".join(evidence)
         for part in parts:
             verdict = self._ask(render("judge_verify", evidence=joined, claim=part)).lower()

@@ -24,6 +24,7 @@ from rag.errors import (  # noqa: E402
     StoreError,
 )
 from rag.ingest import IngestReport  # noqa: E402
+from rag.readable import readable, short_name  # noqa: E402
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE  # noqa: E402
 from rag.types import (  # noqa: E402
     Answer,
@@ -81,6 +82,8 @@ __all__ = [
     "paper_header",
     "parse_markers",
     "pipeline",
+    "readable",
+    "short_name",
     "split_answer",
     "store_stats",
 ]

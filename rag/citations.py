@@ -10,6 +10,8 @@ The support check is offline and deterministic. A sentence is supported when
   * every name it uses (acronyms and mixed-case words: SSAM, LoRA, CIFAR-10) appears there,
   * it is negated exactly when the cited sentence closest to it is (a dropped or added "not"; a quoted title
     names a paper, so its words are no negation),
+  * it does not state the opposite direction of that sentence ("lower" where it says "higher", "underperforms"
+    where it says "outperforms"),
   * and enough of its content words appear there: the share of its content-word stems found in the cited
     text, averaged with the best cosine similarity between it and a cited sentence when an embedder is given
     (a paraphrase keeps the meaning while changing words).
@@ -246,12 +248,50 @@ def judge_claim(
     closest = max(candidates, key=lambda s: len(content_stems(s) & stated_stems))
     if negated(stated) != negated(closest):
         problems.append("negation differs from the cited passage")
+    reversed_words = _reversed_direction(stated, closest)
+    if reversed_words:
+        problems.append(f"direction reversed from the cited passage ({reversed_words})")
     score = coverage
     if embedder is not None:
         vectors = embedder.embed_documents([claim, *candidates])
         similarity = max(sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:])
         score = (coverage + max(similarity, 0.0)) / 2
     return Support(round(score, 4), tuple(problems))
+
+
+# Words that state a direction, and their opposites: a claim that says "lower" where its passage says "higher"
+# reverses what the passage states, though every other word matches.
+_OPPOSITE_PAIRS = (
+    ("outperform", "underperform"), ("higher", "lower"), ("better", "worse"), ("increase", "decrease"),
+    ("improve", "degrade"), ("faster", "slower"), ("larger", "smaller"), ("more", "fewer"), ("more", "less"),
+    ("superior", "inferior"), ("gain", "loss"), ("reduce", "raise"), ("reduce", "increase"), ("above", "below"),
+    ("before", "after"),
+)  # fmt: skip
+_OPPOSITES: dict[str, set[str]] = {}
+for _one, _other in _OPPOSITE_PAIRS:
+    _OPPOSITES.setdefault(_one, set()).add(_other)
+    _OPPOSITES.setdefault(_other, set()).add(_one)
+
+
+def _direction_words(text: str) -> set[str]:
+    """The direction words of `text`, inflections folded ("outperforms" → "outperform", "reduced" → "reduce")."""
+    found = set()
+    for word in words(text):
+        for base in (word, word.removesuffix("s"), word.removesuffix("es"), word.removesuffix("d"),
+                     word.removesuffix("ed"), word.removesuffix("ing"), word.removesuffix("ing") + "e"):  # fmt: skip
+            if base in _OPPOSITES:
+                found.add(base)
+                break
+    return found
+
+
+def _reversed_direction(claim: str, passage_sentence: str) -> str:
+    """ "lower (passage: higher)" when the claim states a direction whose opposite the passage sentence states
+    and it does not; "" otherwise."""
+    stated, source = _direction_words(claim), _direction_words(passage_sentence)
+    flips = [f"{word} (passage: {'/'.join(sorted(_OPPOSITES[word] & source))})"
+             for word in sorted(stated - source) if _OPPOSITES[word] & source - stated]  # fmt: skip
+    return ", ".join(flips)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import pytest
 
 import rag
 from rag.config import DEFAULT_CORPUS_DIR, Settings
+from rag.readable import readable
+from rag.text import sentence_spans
 
 REPO = Path(__file__).resolve().parents[1]
 RAG_BIN = Path(sys.executable).parent / "rag"
@@ -127,3 +129,13 @@ def wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 1
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not come up: {log.read_text()[-3000:]}")
         time.sleep(0.5)
+
+
+def quoted_from(claim: str, passage: str, paper_name: str) -> bool:
+    """Whether `claim` is a sentence of `passage`, as it stands or with the paper named where it says "we"."""
+    names = (paper_name, "It", "The paper", "A paper", "Another paper")
+    return any(
+        readable(passage[start:end], name).rstrip(" .!?") == claim.rstrip(" .!?")
+        for start, end in sentence_spans(passage)
+        for name in names
+    )

@@ -15,11 +15,10 @@ from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
 from rag.question import asks_several
-from rag.readable import readable, short_name
+from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
-from rag.text import sentence_spans
 from rag.types import Answer, Filters
-from tests.conftest import run_rag
+from tests.conftest import quoted_from, run_rag
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
 LEAD = re.compile(r"^These papers bear on the question: ")
@@ -33,16 +32,6 @@ def pipe(full_store) -> Pipeline:  # type: ignore[no-untyped-def]
 
 def cited_titles(answer: Answer) -> list[str | None]:
     return [c.title for c in answer.citations]
-
-
-def quoted_from(claim: str, passage: str, paper_name: str) -> bool:
-    """Whether `claim` is a sentence of `passage`, as it stands or with the paper named where it says "we"."""
-    names = (paper_name, "It", "The paper", "A paper", "Another paper")
-    return any(
-        readable(passage[start:end], name).rstrip(" .!?") == claim.rstrip(" .!?")
-        for start, end in sentence_spans(passage)
-        for name in names
-    )
 
 
 def assert_well_formed(answer: Answer) -> None:

@@ -9,7 +9,7 @@ import pytest
 from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
 from rag.api import _assemble
-from rag.citations import check, clean_draft, is_decline, normalise_markers
+from rag.citations import check, clean_draft, is_decline, judge_claim, normalise_markers, split_answer
 from rag.types import Passage
 
 FISHER = "Merging Models with Fisher-Weighted Averaging"
@@ -148,3 +148,18 @@ def test_the_stream_hides_reasoning_even_when_a_tag_is_split_across_pieces() -> 
         stream(piece)
     stream.flush()
     assert "".join(shown) == "Fisher merging works [1]. <b>"
+
+
+def test_a_claim_that_reverses_the_passages_direction_is_unsupported(pipe: Pipeline) -> None:
+    sentence = next(
+        s
+        for paper in pipe.retriever.papers.values()
+        for s in split_answer(paper.abstract)
+        if " outperforms " in s and " underperform" not in s
+    )
+    assert judge_claim(sentence, [sentence], embedder=pipe.embedder).supported
+    reversed_claim = judge_claim(
+        sentence.replace(" outperforms ", " underperforms ", 1), [sentence], embedder=pipe.embedder
+    )
+    assert not reversed_claim.supported
+    assert any("direction reversed" in problem for problem in reversed_claim.problems)

@@ -201,16 +201,23 @@ def test_fail_above_exits_1_naming_a_metric_that_must_stay_low(full_store, tmp_p
 
 @pytest.mark.slow
 def test_the_offline_judge_catches_corrupted_claims_and_spares_faithful_ones(full_store) -> None:  # type: ignore[no-untyped-def]
-    from rag.evaluation.judge_check import KINDS, run_judge_check
+    from rag.evaluation.judge_check import FAITHFUL, KINDS, run_judge_check
     from rag.evaluation.judges import OfflineJudge
 
     import rag
 
     pipe = rag.pipeline(full_store[0])
     result = run_judge_check(OfflineJudge(pipe.embedder), pipe, per_kind=30)
-    assert result["corrupted_flagged"] >= 0.90
-    assert result["faithful_flagged"] <= 0.05
-    assert all(result["per_kind"][kind]["cases"] == 30 for kind in KINDS)
+    per_kind = result["per_kind"]
+    assert all(per_kind[kind]["cases"] == 30 for kind in (*FAITHFUL, *KINDS))
+    # Corruptions made by the rules the judge applies, and another paper's text: nearly all caught.
+    for kind in ("number", "entity", "negation", "other_abstract", "wrong_citation"):
+        assert per_kind[kind]["flagged"] >= 27, (kind, per_kind[kind])
+    # Made by other means: a reversed direction is caught, two names trading places and a blend of two papers'
+    # half sentences often are not (README, "Evaluation"); this floor keeps what is caught.
+    assert result["other_means_flagged"] >= 0.4
+    # Faithful claims, verbatim or reworded, are not flagged.
+    assert result["faithful_flagged"] <= 0.05 and result["paraphrase_flagged"] <= 0.05
 
 
 @pytest.mark.slow

@@ -75,14 +75,26 @@ def render_answer(answer: Answer, turn: int) -> str:
     return f"<div><p>{' '.join(sentences)}</p>{removed}{''.join(cards)}</div>"
 
 
+def _source_sentence(claim: str, passage: str) -> str | None:
+    """The sentence of `passage` that `claim` was quoted or reworded from: the one sharing most of the claim's
+    words, when it shares at least half of them ("SpikeGPT proposes …" comes from "We propose …")."""
+    wanted = set(re.findall(r"\w+", claim.lower()))
+    best, share = None, 0.5
+    for sentence in rag.split_answer(passage):
+        found = len(wanted & set(re.findall(r"\w+", sentence.lower()))) / max(1, len(wanted))
+        if found >= share and sentence.strip() in passage:
+            best, share = sentence.strip(), found
+    return best
+
+
 def _card(citation: Any, claims: list[str], turn: int) -> str:
     """One source card: number, title, authors, date, category, source file, and the passage with the cited
     sentences highlighted."""
+    marked = {_source_sentence(claim, citation.passage) for claim in claims} - {None}
     passage = _e(citation.passage)
-    for claim in claims:
-        core = _e(claim.rstrip(".!?"))
-        if core and core in passage:
-            passage = passage.replace(core, f"<mark>{core}</mark>", 1)
+    for sentence in marked:
+        core = _e(str(sentence))
+        passage = passage.replace(core, f"<mark>{core}</mark>", 1)
     authors = ", ".join(citation.authors or []) or (
         f"{citation.n_authors} authors" if citation.n_authors else "authors not listed"
     )
