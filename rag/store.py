@@ -104,7 +104,7 @@ class Store:
 
     def _fit_index(self, collection: Any) -> dict[str, Any]:
         """The collection's HNSW settings, after raising its search ef to HNSW's where it was lower."""
-        current = dict((collection.configuration or {}).get("hnsw") or {})
+        current = dict((collection.configuration_json or {}).get("hnsw") or {})  # `.configuration` warns
         if current.get("ef_search", 0) < HNSW["ef_search"]:
             collection.modify(configuration={"hnsw": {"ef_search": HNSW["ef_search"]}})
             current["ef_search"] = HNSW["ef_search"]
