@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import rag
 from rag.config import Settings
-from rag.embedding import embedder_name
+from rag.embedding import embedder_name, load_embedder
 from rag.store import HNSW, _slug, open_store
 from tests.conftest import RAG_BIN, SEED, run_rag
 
@@ -173,6 +173,22 @@ def test_an_ingest_killed_half_way_is_completed_by_the_next_run(settings: Settin
     partial = store_of(settings)
     committed = partial.count_papers()
     assert 64 <= committed < 336  # the kill landed half-way
+
+    # Asked before the next ingest, the store answers from committed papers only, even when a chunk whose paper
+    # was never committed is the nearest one there is (an orphan placed where the question points).
+    question = "Which papers here merge fine-tuned models, and how do their methods differ?"
+    vector = load_embedder(settings).embed_query(question)
+    orphan = "Orphan chunk: merging fine-tuned models, written before its paper record was."
+    partial._chunks.add(
+        ids=["orphan:0"],
+        embeddings=[vector],
+        documents=[orphan],
+        metadatas=[{"paper_id": "orphan", "start": 0, "end": len(orphan), "chunk": 0, "title": "Orphan"}],
+    )
+    answer = rag.ask(question, settings=settings)
+    known = set(partial.papers())
+    assert answer.passages and {p.paper_id for p in answer.passages} <= known
+    assert {c.paper_id for c in answer.citations} <= known and "Orphan" not in answer.text
 
     report = rag.ingest(settings=settings)
     assert report.new == 336 - committed and report.unchanged == committed
