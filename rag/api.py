@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
@@ -279,15 +279,9 @@ class Pipeline:
         tick = time.perf_counter()
         # An LLM's draft is checked here, once: a fallback needs to know which papers it named.
         checked = check(draft.text, passages[:read], self.embedder) if backend != "extractive" else None
+        if checked is not None and asks_several(question):
+            checked = _with_lead(checked, passages[:read], self.embedder)
         answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder, checked)
-        if checked is not None and asks_several(question) and not answer.abstained:
-            # A model's answer about several papers opens, as the offline one does, with the papers it cites.
-            numbers = [n for s in checked.sentences if s.supported for n in s.markers]
-            firsts = {passages[n - 1].paper_id: n for n in reversed(numbers)}
-            if len(firsts) >= 2:
-                lead = lead_sentence([(n, passages[n - 1].paper) for n in sorted(firsts.values())])
-                text = " ".join([lead, *(s.text for s in checked.sentences)])
-                answer = _assemble(question, text, passages, backend, "draft", draft.usage, self.embedder)
         if checked is not None and not any(s.supported for s in answer.sentences):
             if answer.origin == "declined":
                 return _timed(answer, timings, tick)
@@ -300,6 +294,17 @@ class Pipeline:
             answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
             answer = answer.model_copy(update={"origin": "fallback"})
         return _timed(answer, timings, tick)
+
+
+def _with_lead(checked: Checked, passages: list[Passage], embedder: Embedder) -> Checked:
+    """A model's checked answer about several papers, opened, as the offline one is, by the sentence listing the
+    papers its supported sentences cite (when they cite two or more); only the lead is checked anew."""
+    numbers = [n for s in checked.sentences if s.supported for n in s.markers]
+    firsts = {passages[n - 1].paper_id: n for n in reversed(numbers)}
+    if len(firsts) < 2:
+        return checked
+    lead = check(lead_sentence([(n, passages[n - 1].paper) for n in sorted(firsts.values())]), passages, embedder)
+    return replace(checked, sentences=lead.sentences + checked.sentences)
 
 
 def _timed(answer: Answer, timings: dict[str, float], check_started: float) -> Answer:
