@@ -197,18 +197,12 @@ def run_judge_check(
             examples[kind].append(claim)
         if progress:
             progress(index, len(cases))
-    corrupted = sum(counts[k] for k in KINDS)
-    caught = sum(flagged[k] for k in KINDS)
     return {
         "judge": judge.name,
         "per_kind": {kind: {"cases": counts[kind], "flagged": flagged[kind]} for kind in counts},
-        "corrupted_flagged": round(caught / corrupted, 4) if corrupted else None,
-        "faithful_flagged": round(flagged["faithful"] / counts["faithful"], 4) if counts["faithful"] else None,
-        "paraphrase_flagged": (
-            round(flagged["faithful_paraphrase"] / counts["faithful_paraphrase"], 4)
-            if counts["faithful_paraphrase"]
-            else None
-        ),
+        "corrupted_flagged": _rate(flagged, counts, KINDS),
+        "faithful_flagged": _rate(flagged, counts, ("faithful",)),
+        "paraphrase_flagged": _rate(flagged, counts, ("faithful_paraphrase",)),
         "other_means_flagged": _rate(flagged, counts, ("swapped_relation", "mixed_papers")),
         "targets": {"corrupted_flagged_at_least": TARGET_CAUGHT, "faithful_flagged_at_most": TARGET_FALSE_ALARMS},
         "misses": examples,  # corrupted claims it let through, faithful ones it flagged
@@ -216,5 +210,6 @@ def run_judge_check(
 
 
 def _rate(flagged: dict[str, int], counts: dict[str, int], kinds: tuple[str, ...]) -> float | None:
+    """The share of the cases of `kinds` that the judge flagged; None when there were none."""
     cases = sum(counts[k] for k in kinds)
     return round(sum(flagged[k] for k in kinds) / cases, 4) if cases else None
