@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     pipe = rag.pipeline()
     questions = [
-        q for q in load_questions(args.questions) if metadata_intent(q.question, pipe.retriever.papers) is None
+        q for q in load_questions(args.questions) if metadata_intent(q.question, pipe.retriever.catalogue) is None
     ]
     tune = [q for q in questions if q.extra.get("split") != "test"]
     test = [q for q in questions if q.extra.get("split") == "test"]

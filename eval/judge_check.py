@@ -147,7 +147,7 @@ def run_judge_check(
 ) -> dict[str, object]:
     """Flag rates of the judge on faithful claims and on each corruption kind."""
     rng = random.Random(seed)
-    papers = list(pipe.retriever.papers.values())
+    papers = rag.list_papers(settings=pipe.settings)
     sentences = {
         p.paper_id: [s for s in split_answer(p.abstract) if len(s.split()) >= 8 and "http" not in s] for p in papers
     }

@@ -149,7 +149,7 @@ def evaluate(
         if not questions:
             raise QuestionFileError(f'{questions_path.name}: no question has "split": "{split}"')
     pipe = rag.pipeline(settings)
-    papers = pipe.retriever.papers
+    papers = {paper.paper_id: paper for paper in rag.list_papers(settings=settings)}
     if not papers:
         raise rag.StoreError(f"the store at {settings.home} is empty; run `rag ingest` first")
     gold = resolve_gold(questions, papers)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
 from rag.answerers.metadata import metadata_sentences
+from rag.catalogue import open_catalogue
 from rag.chunking import Chunker
 from rag.citations import Checked, check, is_decline, with_markers
 from rag.confidence import weigh
@@ -134,7 +135,7 @@ MARKER_NUMBER = re.compile(r"\[(\d+)\]")
 
 
 class Pipeline:
-    """Everything `ask` needs, loaded once and reused: the embedding model, the store, the BM25 index."""
+    """Everything `ask` needs, opened once and reused: the question model, the store and its catalogue."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
@@ -149,11 +150,11 @@ class Pipeline:
 
     @property
     def retriever(self) -> Retriever:
-        """The hybrid retriever over the store as it was when first used; `reload()` picks up a new ingest."""
+        """The hybrid retriever over the store; each question first catches up with any ingest made since."""
         with self._lock:
             if self._retriever is None:
                 store = open_store(self.settings, embedder_name(self.settings))
-                self._retriever = Retriever(store, self.embedder)
+                self._retriever = Retriever(store, self.embedder, open_catalogue(self.settings))
             return self._retriever
 
     def answerer(self, backend: str) -> Answerer:
@@ -162,6 +163,14 @@ class Pipeline:
             if backend not in self._answerers:
                 self._answerers[backend] = make_answerer(backend, self.settings, self.embedder)
             return self._answerers[backend]
+
+    def categories(self) -> list[str]:
+        """The arXiv categories of the stored papers, as their records write them."""
+        return self.retriever.catalogue.categories()
+
+    def paper(self, paper_id: str) -> Paper | None:
+        """A stored paper's record; None when no paper has that id."""
+        return self.retriever.catalogue.papers([paper_id]).get(paper_id)
 
     def reload(self) -> None:
         """Forget the loaded index, so the next question sees the store as it is now."""
@@ -195,25 +204,23 @@ class Pipeline:
         if not _store_exists(self.settings):
             raise StoreError(f"no papers are stored in {self.settings.chroma_path}: run `rag ingest` first")
         retriever = self.retriever
-        if not retriever.papers:
+        retriever.refresh()
+        catalogue = retriever.catalogue
+        if catalogue.count() == 0:
             raise StoreError(f"no papers are stored in {retriever.store.location}: run `rag ingest` first")
         query, filters = _follow_up(question, turns, filters or Filters())
-        intent = metadata_intent(question, retriever.papers)
+        intent = metadata_intent(question, catalogue)
         if intent is not None and intent.kind == "papers_by":
             filters = filters.model_copy(update={"author": intent.author})
-            k = max(k, min(MAX_LISTED, sum(1 for p in retriever.papers.values() if filters.allows(p))))
+            k = max(k, min(MAX_LISTED, catalogue.count(filters)))
         elif intent is not None and intent.kind in ("papers_in_years", "organization"):
             update = (
                 {"year_from": intent.year_from, "year_to": intent.year_to}
                 if intent.kind == "papers_in_years"
-                else {
-                    "paper_ids": frozenset(
-                        pid for pid, p in retriever.papers.items() if p.organization == intent.organization
-                    )
-                }
+                else {"paper_ids": frozenset(catalogue.organization_papers(intent.organization or ""))}
             )
             filters = filters.model_copy(update=update)
-            k = max(k, min(MAX_LISTED, sum(1 for p in retriever.papers.values() if filters.allows(p))))
+            k = max(k, min(MAX_LISTED, catalogue.count(filters)))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's.
         passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS)

@@ -253,7 +253,7 @@ def judge_claim(
         problems.append(f"direction reversed from the cited passage ({reversed_words})")
     score = coverage
     if embedder is not None:
-        vectors = embedder.embed_documents([claim, *candidates])
+        vectors = embedder.embed_texts([claim, *candidates])
         similarity = max(sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:])
         score = (coverage + max(similarity, 0.0)) / 2
     return Support(round(score, 4), tuple(problems))
@@ -313,9 +313,12 @@ class _CachedEmbedder:
         self._vectors: dict[str, list[float]] = {}
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._embedder.embed_documents(texts)
+
+    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            self._vectors.update(zip(missing, self._embedder.embed_documents(missing), strict=True))
+            self._vectors.update(zip(missing, self._embedder.embed_texts(missing), strict=True))
         return [self._vectors[t] for t in texts]
 
     def embed_query(self, text: str) -> list[float]:

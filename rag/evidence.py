@@ -81,7 +81,7 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
     ]
     if not candidates:
         return []
-    vectors = embedder.embed_documents([question, *(c.text for c in candidates)])
+    vectors = embedder.embed_texts([question, *(c.text for c in candidates)])
     asks_method = asks_name(question) or asks_several(question)
     question_stems = content_stems(question)
     question_names = names(question)

@@ -24,11 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker, embedding_text
 from rag.config import Settings
 from rag.corpus import collect_files, merge_records, parse_file
 from rag.embedding import embedder_name, load_embedder
 from rag.errors import IngestError, StoreError
+from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
 from rag.types import Paper, PaperRecord, ParseProblem
 
@@ -231,6 +233,8 @@ def ingest(
         tick = time.perf_counter()
         store = open_store(settings, embedder_name(settings))
         stored = _repair(store)
+        catalogue = open_catalogue(settings)
+        catalogue.sync(store)
         damaged = frozenset(p.file for p in report.problems if p.file in parsed)
         plan = plan_ingest(stored, parsed, unreadable, chunker, prune=prune, damaged=damaged)
         report.seconds["plan"] = time.perf_counter() - tick
@@ -241,15 +245,21 @@ def ingest(
             plan.removed,
         )
         tick = time.perf_counter()
+        changes = bool(plan.delete or plan.update or plan.write)
+        if changes:
+            catalogue.mark(None)  # until the store is stamped below, the catalogue may lag behind it
         store.delete(plan.delete)
-        store.update(
-            [
-                StoredPaper(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
-                for paper, rows, old in plan.update
-            ]
-        )
+        catalogue.remove(plan.delete)
+        updates = [
+            StoredPaper(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
+            for paper, rows, old in plan.update
+        ]
+        store.update(updates)
+        catalogue.update([item.paper for item in updates])
         report.seconds["store"] = time.perf_counter() - tick
-        _write(store, plan.write, chunker, settings, report, progress)
+        _write(store, catalogue, plan.write, chunker, settings, report, progress)
+        if changes:
+            catalogue.mark(store.stamp())
         report.papers_total = store.count_papers()
         report.chunks_total = store.count_chunks()
     report.seconds["total"] = time.perf_counter() - started
@@ -258,44 +268,69 @@ def ingest(
 
 def _write(
     store: Store,
+    catalogue: Catalogue,
     items: list[tuple[Paper, list[PaperRecord]]],
     chunker: Chunker,
     settings: Settings,
     report: IngestReport,
     progress: Progress | None,
 ) -> None:
-    """Chunk, embed and store papers in batches; each batch is committed before the next starts."""
-    for stage in ("chunk", "embed"):
+    """Chunk, embed and store papers in batches; each batch is committed before the next starts. A batch is
+    written by a second thread while the next one is embedded (the model and Chroma both run outside the
+    interpreter lock), and the writes keep their order, so an interruption still leaves whole batches."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    for stage in ("chunk", "embed", "store"):
         report.seconds.setdefault(stage, 0.0)
     if not items:
         return
     embedder = load_embedder(settings)  # loaded only when there is something to embed
     if progress:
         progress("embed", 0, len(items))
-    for start in range(0, len(items), settings.ingest_batch):
-        batch = items[start : start + settings.ingest_batch]
+
+    def commit(writes: list[PaperWrite], done: int) -> None:
         tick = time.perf_counter()
-        chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
-        report.seconds["chunk"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
-        vectors = iter(embedder.embed_documents(texts))
-        report.seconds["embed"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        writes = [
-            PaperWrite(
-                paper=paper,
-                records=rows,
-                content_hash=content_hash(paper, chunker),
-                meta_hash=meta_hash(paper),
-                n_chunks=len(chunks),
-                chunks=chunks,
-                vectors=[next(vectors) for _ in chunks],
-            )
-            for paper, rows, chunks in chunked
-        ]
         store.write(writes)
+        catalogue.add(
+            [item.paper for item in writes],
+            [
+                ChunkRow(chunk.chunk_id, item.paper.paper_id, chunk.start, chunk.end, chunk.text)
+                for item in writes
+                for chunk in item.chunks
+            ],
+        )
         report.seconds["store"] += time.perf_counter() - tick
-        report.chunks_embedded += len(texts)
         if progress:
-            progress("embed", min(start + len(batch), len(items)), len(items))
+            progress("embed", done, len(items))
+
+    pending: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
+        try:
+            for start in range(0, len(items), settings.ingest_batch):
+                batch = items[start : start + settings.ingest_batch]
+                tick = time.perf_counter()
+                chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
+                report.seconds["chunk"] += time.perf_counter() - tick
+                tick = time.perf_counter()
+                texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
+                vectors = iter(embedder.embed_documents(texts))
+                report.seconds["embed"] += time.perf_counter() - tick
+                writes = [
+                    PaperWrite(
+                        paper=paper,
+                        records=rows,
+                        content_hash=content_hash(paper, chunker),
+                        meta_hash=meta_hash(paper),
+                        n_chunks=len(chunks),
+                        chunks=chunks,
+                        vectors=[next(vectors) for _ in chunks],
+                    )
+                    for paper, rows, chunks in chunked
+                ]
+                if pending is not None:
+                    pending.result()  # the previous batch is committed before this one is written
+                pending = writer.submit(commit, writes, min(start + len(batch), len(items)))
+                report.chunks_embedded += len(texts)
+        finally:
+            if pending is not None:
+                pending.result()

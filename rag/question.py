@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from rag.text import content_stems
 from rag.types import Paper
@@ -127,14 +128,43 @@ class MetadataIntent:
         return self.kind in ("papers_by", "papers_in_years", "organization")
 
 
-def metadata_intent(question: str, papers: Mapping[str, Paper]) -> MetadataIntent | None:
-    """The metadata question `question` asks, if it asks one; author names and organisation tags are matched
-    against those of `papers`."""
-    lowered = question.casefold()
+class KnownNames(Protocol):
+    """Looks up the author names and organisation tags of the stored papers that a question contains."""
+
+    def author_named(self, question: str) -> str | None:
+        """The longest author name the question contains as whole words, any case."""
+        ...
+
+    def organization_named(self, question: str) -> str | None:
+        """An organisation tag the question contains, any case."""
+        ...
+
+
+class PaperNames:
+    """KnownNames over papers in memory (the catalogue answers the same from its database)."""
+
+    def __init__(self, papers: Mapping[str, Paper]) -> None:
+        self._authors = sorted({n for p in papers.values() for n in p.authors or []}, key=len, reverse=True)
+        self._organizations = sorted({p.organization for p in papers.values() if p.organization})
+
+    def author_named(self, question: str) -> str | None:
+        """The longest author name the question contains as whole words, any case."""
+        lowered = question.casefold()
+        return next((n for n in self._authors if re.search(rf"(?<!\w){re.escape(n.casefold())}(?!\w)", lowered)), None)
+
+    def organization_named(self, question: str) -> str | None:
+        """The first organisation tag, alphabetically, that the question contains, any case."""
+        lowered = question.casefold()
+        return next((o for o in self._organizations if o.casefold() in lowered), None)
+
+
+def metadata_intent(question: str, names: KnownNames) -> MetadataIntent | None:
+    """The metadata question `question` asks, if it asks one; author names and organisation tags are those of the
+    stored papers, looked up through `names`."""
     if _BY_CUE.search(question):
-        for name in sorted({n for p in papers.values() for n in p.authors or []}, key=len, reverse=True):
-            if re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", lowered):
-                return MetadataIntent("papers_by", author=name)
+        author = names.author_named(question)
+        if author is not None:
+            return MetadataIntent("papers_by", author=author)
     year = _YEAR_LIST.search(question)
     if year:
         value, when = int(year["year"]), year["when"].lower()
@@ -143,9 +173,9 @@ def metadata_intent(question: str, papers: Mapping[str, Paper]) -> MetadataInten
         )
         return MetadataIntent("papers_in_years", year_from=span[0], year_to=span[1])
     if _ORGANIZATION.search(question):
-        for org in sorted({p.organization for p in papers.values() if p.organization}):
-            if org.casefold() in lowered:
-                return MetadataIntent("organization", organization=org)
+        organization = names.organization_named(question)
+        if organization is not None:
+            return MetadataIntent("organization", organization=organization)
     if _CATEGORY.search(question):
         return MetadataIntent("category")
     if _CODE.search(question):

@@ -1,6 +1,6 @@
-"""Question → ranked passages: dense similarity (Chroma) of the chunk and of its paper, plus a saturating BM25
-(bm25s) bonus, filtered by paper metadata, and grouped per paper so that one paper's chunks do not crowd out
-the others.
+"""Question → ranked passages: dense similarity (Chroma) of the chunk and of its paper, plus a saturating
+BM25 bonus (the catalogue's keyword index), filtered by paper metadata, and grouped per paper so that one
+paper's chunks do not crowd out the others.
 
 Scoring, chosen on the development questions (eval/questions.jsonl; README, "Retrieval"):
 
@@ -17,20 +17,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
+from rag.catalogue import Catalogue
 from rag.embedding import Embedder
 from rag.question import asks_several
-from rag.store import Store
-from rag.text import english_stemmer
-from rag.types import Filters, Paper, Passage
+from rag.store import Store, chunk_where
+from rag.types import Filters, Passage
 
 PAPER_WEIGHT = 0.3
 LEXICAL_WEIGHT = 0.1
 # A question about several papers names a topic rather than one paper's idea; its words matter more
 # (development multi-paper questions: gold recall among 8 passages 0.76 at 0.1, 0.83 at 0.3).
 LEXICAL_WEIGHT_SEVERAL = 0.3
-LEXICAL_SATURATION = 15.0
+# The bonus saturates at a BM25 of 15 as bm25s's Lucene variant scores it (k1 1.5, term frequency part
+# tf / (tf + k1·L)), where it was chosen; SQLite's FTS5 scores the classic way (k1 1.2, (k1 + 1)·tf / (tf + k1·L)),
+# 2.5 times higher for a term found once in a chunk of average length: the same point is 37.5 there.
+LEXICAL_SATURATION = 15.0 * 2.5
 CANDIDATES = 50
 # The ranked passages come from distinct papers, so that a question spanning several papers sees several
 # papers; `expand` then adds the rest of the best papers' abstracts for depth.
@@ -64,123 +67,112 @@ def search_text(question: str) -> str:
     return text if len(text.split()) >= 2 else question
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    chunk_id: str
-    paper_id: str
-    text: str
-    start: int
-    end: int
-
-
 class Retriever:
-    """Hybrid retrieval over one store; build it once and reuse it for every question."""
+    """Hybrid retrieval over one store and its catalogue; build it once and reuse it for every question.
+
+    Nothing is loaded up front: each question reads the chunks, paper records and vectors of its candidates
+    only, so opening a retriever and answering a question cost the same at any collection size."""
 
     def __init__(
         self,
         store: Store,
         embedder: Embedder,
+        catalogue: Catalogue,
         paper_weight: float = PAPER_WEIGHT,
         lexical_weight: float = LEXICAL_WEIGHT,
         candidates: int = CANDIDATES,
     ) -> None:
-        import bm25s
-
         self.store = store
         self.embedder = embedder
+        self.catalogue = catalogue
         self.paper_weight = paper_weight
         self.lexical_weight = lexical_weight
         self.candidates = candidates
-        self.papers: dict[str, Paper] = {pid: stored.paper for pid, stored in store.papers().items()}
-        self._paper_vectors = store.paper_vectors()
-        # Only chunks of committed papers: an interrupted ingest's leftovers are never returned.
-        self._chunks = [
-            _Chunk(chunk_id, meta["paper_id"], text, int(meta["start"]), int(meta["end"]))
-            for chunk_id, text, meta in store.chunk_rows()
-            if meta["paper_id"] in self.papers
-        ]
-        self._chunks.sort(key=lambda c: c.chunk_id)
-        self._position = {chunk.chunk_id: i for i, chunk in enumerate(self._chunks)}
-        self._stemmer = english_stemmer()
-        self._bm25 = bm25s.BM25()
-        if self._chunks:
-            texts = [f"{self.papers[c.paper_id].title or ''}\n{c.text}" for c in self._chunks]
-            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
-            self._bm25.index(tokens, show_progress=False)
+        catalogue.sync(store)
+        self._generation = store.generation()  # the store as this retriever reads it
 
-    def allowed(self, filters: Filters | None) -> list[str] | None:
-        """Ids of the papers the filters let through, or None when nothing is filtered."""
-        if filters is None or not filters.active:
-            return None
-        return [pid for pid, paper in self.papers.items() if filters.allows(paper)]
-
-    def lexical_scores(self, question: str) -> list[float]:
-        """BM25 score of every chunk for `question` (stemmed, English stop words removed)."""
-        import bm25s
-
-        if not self._chunks:
-            return []
-        tokens = bm25s.tokenize(
-            [question], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False
-        )
-        known = [token for token in tokens[0] if token in self._bm25.vocab_dict]
-        if not known:
-            return [0.0] * len(self._chunks)
-        return [float(score) for score in self._bm25.get_scores(known)]
+    def refresh(self) -> bool:
+        """Catch up with an ingest made since this retriever was built (by this or any other process); whether
+        there was one."""
+        current = self.store.generation()
+        if current is not None and current == self._generation:
+            return False
+        # The catalogue file may already be in step (an ingest in another process writes it too); this
+        # process's reading of the store is not.
+        self.store.reload()
+        self.catalogue.sync(self.store)
+        self._generation = self.store.generation()
+        return True
 
     def retrieve(self, question: str, k: int = 5, filters: Filters | None = None, expand: int = 0) -> list[Passage]:
         """The `k` best passages for `question`, at most MAX_PER_PAPER from any one paper; then, with `expand`,
         the remaining chunks of the first `expand` papers."""
-        allowed = self.allowed(filters)
-        if not self._chunks or (allowed is not None and not allowed):
+        where = self._where(filters)
+        if where is False:
             return []
         vector = self.embedder.embed_query(question)
         lexical_weight = LEXICAL_WEIGHT_SEVERAL if asks_several(question) else self.lexical_weight
-        passages = self._ranked(search_text(question), vector, k, allowed, lexical_weight)
+        passages = self._ranked(search_text(question), vector, k, filters, where, lexical_weight)
         return self.expand(vector, passages, expand) if expand else passages
 
+    def _where(self, filters: Filters | None) -> dict[str, Any] | bool | None:
+        """The Chroma condition for `filters`: None when nothing is filtered, False when no paper passes."""
+        if filters is None or not filters.active:
+            return None
+        if self.catalogue.count(filters) == 0:
+            return False
+        categories = self.catalogue.categories(filters) if filters.category is not None else []
+        by_id = filters.author is not None or filters.source_file is not None or filters.paper_ids is not None
+        paper_ids = self.catalogue.paper_ids(filters) if by_id else None
+        return chunk_where(filters, categories, paper_ids)
+
     def _ranked(
-        self, question: str, vector: list[float], k: int, allowed: list[str] | None, lexical_weight: float
+        self,
+        question: str,
+        vector: list[float],
+        k: int,
+        filters: Filters | None,
+        where: dict[str, Any] | bool | None,
+        lexical_weight: float,
     ) -> list[Passage]:
-        dense = dict(self.store.query(vector, self.candidates, allowed))
-        allowed_set = set(allowed) if allowed is not None else None
-        scores = self.lexical_scores(question)
-        lexical = sorted(
-            (i for i, score in enumerate(scores) if score > 0 and self._admits(i, allowed_set)),
-            key=lambda i: -scores[i],
-        )[: self.candidates]
-        candidates = [cid for cid in dense if cid in self._position]
-        candidates += [self._chunks[i].chunk_id for i in lexical if self._chunks[i].chunk_id not in dense]
+        dense = dict(self.store.query(vector, self.candidates, where if isinstance(where, dict) else None))
+        lexical = self.catalogue.lexical.search(question, self.candidates, self.catalogue.chunk_condition(filters))
+        scores = dict(lexical)
+        candidates = list(dict.fromkeys([*dense, *scores]))
+        # Only chunks of committed papers that pass the filters: an interrupted ingest's leftovers have no record.
+        papers = self.catalogue.papers([_paper_of(cid) for cid in candidates])
+        candidates = [
+            cid
+            for cid in candidates
+            if _paper_of(cid) in papers and (filters is None or filters.allows(papers[_paper_of(cid)]))
+        ]
+        scores.update(self.catalogue.lexical.scores(question, [cid for cid in candidates if cid not in scores]))
         dense.update(self._cosines(vector, [cid for cid in candidates if cid not in dense]))
-        paper_cosines = {
-            pid: _dot(vector, self._paper_vectors[pid])
-            for pid in {self._chunks[self._position[cid]].paper_id for cid in candidates}
-            if pid in self._paper_vectors
+        paper_cosines = {pid: _dot(vector, vec) for pid, vec in self.store.paper_vectors(list(papers)).items()}
+        best_lexical = max((scores.get(cid, 0.0) for cid in candidates), default=0.0) or 1.0
+        fused = {
+            cid: dense[cid]
+            + self.paper_weight * paper_cosines.get(_paper_of(cid), 0.0)
+            + lexical_weight * min(1.0, scores.get(cid, 0.0) / LEXICAL_SATURATION)
+            for cid in candidates
+            if cid in dense
         }
-        best_lexical = max((scores[self._position[cid]] for cid in candidates), default=0.0) or 1.0
-        fused: dict[str, float] = {}
-        for cid in candidates:
-            chunk = self._chunks[self._position[cid]]
-            bonus = min(1.0, scores[self._position[cid]] / LEXICAL_SATURATION)
-            fused[cid] = (
-                dense[cid] + self.paper_weight * paper_cosines.get(chunk.paper_id, 0.0) + lexical_weight * bonus
+        chosen = _group_per_paper(fused, _paper_of, k)
+        rows = self.catalogue.lexical.chunks(chosen)
+        return [
+            Passage(
+                chunk_id=cid,
+                paper=papers[_paper_of(cid)],
+                text=rows[cid].text,
+                start=rows[cid].start,
+                end=rows[cid].end,
+                score=round(fused[cid], 6),
+                dense=round(dense[cid], 6),
+                lexical=round(scores.get(cid, 0.0) / best_lexical, 6),
             )
-        passages = []
-        for cid in _group_per_paper(fused, lambda c: self._chunks[self._position[c]].paper_id, k):
-            chunk = self._chunks[self._position[cid]]
-            passages.append(
-                Passage(
-                    chunk_id=cid,
-                    paper=self.papers[chunk.paper_id],
-                    text=chunk.text,
-                    start=chunk.start,
-                    end=chunk.end,
-                    score=round(fused[cid], 6),
-                    dense=round(dense[cid], 6),
-                    lexical=round(scores[self._position[cid]] / best_lexical, 6),
-                )
-            )
-        return passages
+            for cid in chosen
+            if cid in rows
+        ]
 
     def expand(self, question_vector: Sequence[float], passages: list[Passage], papers: int = 2) -> list[Passage]:
         """`passages` followed by the other chunks of its first `papers` papers, so that the answer can draw on
@@ -195,8 +187,8 @@ class Retriever:
         extra = [
             (lead, chunk)
             for lead in top
-            for chunk in self._chunks
-            if chunk.paper_id == lead.paper_id and chunk.chunk_id not in seen
+            for chunk in self.catalogue.lexical.paper_chunks(lead.paper_id)
+            if chunk.chunk_id not in seen
         ]
         if not extra:
             return passages
@@ -215,13 +207,15 @@ class Retriever:
             for lead, chunk in sorted(extra, key=lambda item: (passages.index(item[0]), item[1].start))
         ]
 
-    def _admits(self, index: int, allowed: set[str] | None) -> bool:
-        return allowed is None or self._chunks[index].paper_id in allowed
-
     def _cosines(self, vector: Sequence[float], chunk_ids: list[str]) -> dict[str, float]:
         if not chunk_ids:
             return {}
         return {cid: _dot(vector, vec) for cid, vec in self.store.vectors(chunk_ids).items()}
+
+
+def _paper_of(chunk_id: str) -> str:
+    """The paper a chunk id belongs to (chunk ids are `<paper id>:<index>`)."""
+    return chunk_id.rsplit(":", 1)[0]
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from typing import Any
 from rag.config import Settings
 from rag.corpus import merge_records
 from rag.errors import StoreError
-from rag.types import Chunk, Paper, PaperRecord
+from rag.lexical import ChunkRow
+from rag.types import Chunk, Filters, Paper, PaperRecord
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
@@ -96,6 +98,7 @@ class Store:
             self._papers = client.get_or_create_collection(
                 f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta, configuration=config
             )
+            self._client_names = (client, self._papers.name)
             self._batch = int(client.get_max_batch_size())
             self.index = self._fit_index(self._chunks)
             self._fit_index(self._papers)
@@ -124,6 +127,49 @@ class Store:
             f"finds fewer true neighbours in a large collection; to rebuild it, {where} and run `rag ingest`"
         )
 
+    # --- the generation: which ingest the store's contents come from ---------------------------------------------
+
+    def generation(self) -> str | None:
+        """The stamp the last finished ingest left on the store, read afresh; None before any."""
+        client, name = self._client_names
+        try:
+            metadata = client.get_collection(name, embedding_function=None).metadata or {}
+        except Exception as exc:
+            raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
+        value = metadata.get("generation")
+        return str(value) if value is not None else None
+
+    def reload(self) -> None:
+        """Read an embedded store's files afresh, after another process wrote to them: Chroma keeps a store's
+        index in memory, and would otherwise search the index as it was when this process opened it. A server
+        needs nothing."""
+        if self.path is None:
+            return
+        import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
+        from chromadb.config import Settings as ChromaSettings
+
+        # Chroma shares one system per folder among a process's clients; without it, a new client starts anew.
+        SharedSystemClient._identifier_to_system.pop(self._client._identifier, None)
+        try:
+            client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
+            self._chunks = client.get_collection(self._chunks.name, embedding_function=None)
+            self._papers = client.get_collection(self._papers.name, embedding_function=None)
+        except Exception as exc:
+            raise StoreError(f"cannot reopen the Chroma store in {self.path}: {exc}") from exc
+        self._client = client
+        self._client_names = (client, self._papers.name)
+
+    def stamp(self) -> str:
+        """Give the store a new generation (at the end of an ingest that changed it); returns it."""
+        generation = uuid.uuid4().hex
+        # The legacy "hnsw:*" keys (a store made by an earlier version) may not be written again; the index
+        # settings live in the collection's configuration and are kept.
+        kept = {k: v for k, v in (self._papers.metadata or {}).items() if not k.startswith("hnsw:")}
+        metadata = {**kept, "generation": generation}
+        self._call(self._papers.modify, metadata=metadata)
+        return generation
+
     # --- reading ---------------------------------------------------------------------------------------------
 
     def _pages(self, collection: Any, include: list[str], where: dict[str, Any] | None = None) -> Iterator[dict]:
@@ -137,21 +183,39 @@ class Store:
 
     def papers(self) -> dict[str, StoredPaper]:
         """Every committed paper, by id."""
-        out: dict[str, StoredPaper] = {}
+        return {stored.paper.paper_id: stored for page in self._stored_pages() for stored in page}
+
+    def paper_pages(self) -> Iterator[list[Paper]]:
+        """Every committed paper, a page at a time."""
+        for page in self._stored_pages():
+            yield [stored.paper for stored in page]
+
+    def _stored_pages(self) -> Iterator[list[StoredPaper]]:
         for page in self._pages(self._papers, ["documents", "metadatas"]):
-            for paper_id, abstract, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=False):
+            out = []
+            for abstract, meta in zip(page["documents"], page["metadatas"], strict=False):
                 records = [
                     PaperRecord.model_validate({**row, "abstract": abstract}) for row in json.loads(meta["records"])
                 ]
                 (paper,) = merge_records(records)
-                out[paper_id] = StoredPaper(
-                    paper=paper,
-                    records=records,
-                    content_hash=meta["content_hash"],
-                    meta_hash=meta["meta_hash"],
-                    n_chunks=int(meta["n_chunks"]),
+                out.append(
+                    StoredPaper(
+                        paper=paper,
+                        records=records,
+                        content_hash=meta["content_hash"],
+                        meta_hash=meta["meta_hash"],
+                        n_chunks=int(meta["n_chunks"]),
+                    )
                 )
-        return out
+            yield out
+
+    def chunk_pages(self) -> Iterator[list[ChunkRow]]:
+        """Every stored chunk, committed or not, a page at a time."""
+        for page in self._pages(self._chunks, ["documents", "metadatas"]):
+            yield [
+                ChunkRow(chunk_id, meta["paper_id"], int(meta["start"]), int(meta["end"]), text)
+                for chunk_id, text, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=False)
+            ]
 
     def chunk_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Every stored chunk as (id, text, metadata), committed or not."""
@@ -160,13 +224,12 @@ class Store:
             rows.extend(zip(page["ids"], page["documents"], page["metadatas"], strict=False))
         return rows
 
-    def query(self, vector: Sequence[float], n: int, paper_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """The `n` chunks nearest to `vector` as (chunk id, cosine similarity), best first, optionally only
-        chunks of the given papers."""
+    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The `n` chunks nearest to `vector` as (chunk id, cosine similarity), best first; `where` (from
+        `chunk_where`) keeps only some papers' chunks."""
         total = self.count_chunks()
-        if total == 0 or n <= 0 or (paper_ids is not None and not paper_ids):
+        if total == 0 or n <= 0:
             return []
-        where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids is not None else None
         try:
             found = self._chunks.query(
                 query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"]
@@ -178,17 +241,31 @@ class Store:
             for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)
         ]
 
-    def paper_vectors(self) -> dict[str, list[float]]:
-        """Every committed paper's vector (the unit mean of its chunks' vectors), by paper id."""
-        out: dict[str, list[float]] = {}
-        for page in self._pages(self._papers, ["embeddings"]):
-            out.update({pid: [float(x) for x in vec] for pid, vec in zip(page["ids"], page["embeddings"], strict=True)})
-        return out
+    def paper_vectors(self, paper_ids: Sequence[str]) -> dict[str, list[float]]:
+        """The vectors (the unit mean of its chunks' vectors) of the given committed papers, by paper id."""
+        return self._vectors(self._papers, paper_ids)
 
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
         """The stored vectors of the given chunks."""
-        found = self._chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        return self._vectors(self._chunks, chunk_ids)
+
+    def _vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids:
+            return {}
+        try:
+            found = collection.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        except Exception as exc:
+            raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
         return {cid: [float(x) for x in vec] for cid, vec in zip(found["ids"], found["embeddings"], strict=True)}
+
+    def all_vectors(self) -> tuple[list[str], list[list[float]]]:
+        """Every stored chunk's id and vector (for measuring the index against exact search)."""
+        ids: list[str] = []
+        vectors: list[list[float]] = []
+        for page in self._pages(self._chunks, ["embeddings"]):
+            ids.extend(page["ids"])
+            vectors.extend([float(x) for x in vec] for vec in page["embeddings"])
+        return ids, vectors
 
     def chunk_counts(self) -> Counter[str]:
         """Number of stored chunks per paper id, committed or not."""
@@ -291,6 +368,27 @@ class Store:
             return method(**kwargs)
         except Exception as exc:
             raise StoreError(f"Chroma at {self.location} refused a write: {exc}") from exc
+
+
+def chunk_where(filters: Filters, categories: Sequence[str], paper_ids: Sequence[str] | None) -> dict[str, Any] | None:
+    """The filters as a Chroma condition on chunk metadata: years and code directly, the category as the
+    spellings the records use (`categories`), and the author and file filters as the ids of the papers they let
+    through (`paper_ids`, None when neither is set). Neither list may be empty: the caller knows then that no
+    paper passes."""
+    parts: list[dict[str, Any]] = []
+    if filters.year_from is not None:
+        parts.append({"year": {"$gte": filters.year_from}})
+    if filters.year_to is not None:
+        parts.append({"year": {"$lte": filters.year_to}})
+    if filters.has_code is not None:
+        parts.append({"has_code": {"$eq": filters.has_code}})
+    if filters.category is not None:
+        parts.append({"category": {"$in": list(categories)}})
+    if paper_ids is not None:
+        parts.append({"paper_id": {"$in": list(paper_ids)}})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:

@@ -32,9 +32,22 @@ _NUMBER_WORDS = {
 
 @cache
 def _punkt():  # type: ignore[no-untyped-def]
-    from llama_index.core.utils import globals_helper
+    # The tokenizer llama-index's sentence splitter uses (`globals_helper.punkt_tokenizer`, an untrained Punkt),
+    # made directly: importing llama_index.core costs about a second that answering a question need not pay.
+    # nltk's package import also loads scipy.stats and scikit-learn (2 s together) for statistics and classifiers
+    # this does not use, each in a `try` that does without it; they are kept out while nltk loads, unless
+    # something has loaded them already.
+    import sys
 
-    return globals_helper.punkt_tokenizer
+    blocked = [name for name in ("scipy.stats", "sklearn") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        from nltk.tokenize import PunktSentenceTokenizer
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+    return PunktSentenceTokenizer()
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import rag
 from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
 from rag.api import _assemble
@@ -153,7 +154,7 @@ def test_the_stream_hides_reasoning_even_when_a_tag_is_split_across_pieces() -> 
 def test_a_claim_that_reverses_the_passages_direction_is_unsupported(pipe: Pipeline) -> None:
     sentence = next(
         s
-        for paper in pipe.retriever.papers.values()
+        for paper in rag.list_papers(settings=pipe.settings)
         for s in split_answer(paper.abstract)
         if " outperforms " in s and " underperform" not in s
     )

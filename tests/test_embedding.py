@@ -27,3 +27,40 @@ def test_bfloat16_vectors_match_float32_ones() -> None:
     exact = LocalEmbedder(precision="float32").embed_documents(texts)
     fast = LocalEmbedder(precision="bfloat16").embed_documents(texts)
     assert all(cosine(a, b) > 0.999 for a, b in zip(exact, fast, strict=False))
+
+
+def test_the_onnx_export_gives_the_torch_models_vectors_on_the_corpus_chunks(full_store) -> None:  # type: ignore[no-untyped-def]
+    import rag
+    from rag.chunking import Chunker, embedding_text
+
+    settings = full_store[0]
+    exported = LocalEmbedder(precision="float32", cache=settings.home / "onnx-test")
+    reference = LocalEmbedder(precision="float32")
+    chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
+    papers = rag.list_papers(settings=settings)[::3]
+    texts = [embedding_text(p, c) for p in papers for c in chunker.chunk(p)]
+    assert len(texts) > 300
+    fast, exact = exported.embed_texts(texts), reference.embed_documents(texts)
+    assert min(cosine(a, b) for a, b in zip(fast, exact, strict=True)) >= 0.999
+    (made,) = (settings.home / "onnx-test").glob("*.onnx")
+    written = made.stat().st_mtime_ns
+    again = LocalEmbedder(cache=made.parent)
+    assert cosine(again.embed_query(texts[0]), fast[0]) > 0.99999
+    assert made.stat().st_mtime_ns == written and again._model is None  # reused, and torch never loaded
+
+
+def test_answering_a_question_loads_neither_torch_nor_sentence_transformers(full_store) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, rag\n"
+        "answer = rag.ask('How does Fisher merging weight the parameters?')\n"
+        "assert answer.citations, answer.text\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'llama_index.core') if m in sys.modules))\n"
+    )
+    env = {"RAG_HOME": str(full_store[0].home), "RAG_MODELS_DIR": os.environ["RAG_MODELS_DIR"], "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -79,7 +79,7 @@ def test_a_malformed_question_file_names_the_line(tmp_path: Path, line: str, mes
 def test_gold_that_matches_no_paper_or_several_is_an_error_naming_the_question(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import rag
 
-    papers = rag.pipeline(full_store[0]).retriever.papers
+    papers = {paper.paper_id: paper for paper in rag.list_papers(settings=full_store[0])}
     base = {"question": "?", "type": "factoid", "answer": "", "key_facts": []}
     fisher = {"source_file": SEED["003"].name, "ordinal": 1, "title": "Merging Models with Fisher-Weighted Averaging"}
     rows = [

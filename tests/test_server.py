@@ -106,3 +106,25 @@ def test_asking_through_a_chroma_server_gives_every_client_the_same_answer(chrom
     assert shown["text"] == answer.text and shown["citations"][0]["title"] == title
     assert not (tmp_path / "reader" / "chroma").exists()
     assert not (tmp_path / "cli" / "chroma").exists()  # the clients keep no store of their own
+
+
+@pytest.mark.slow
+def test_a_client_keeps_only_a_cache_and_catches_up_with_another_clients_ingest(
+    chroma_server: int, tmp_path: Path
+) -> None:
+    def client(name: str) -> Settings:
+        return Settings(home=tmp_path / name, chroma_host="127.0.0.1", chroma_port=chroma_server, collection="two")
+
+    writer, reader = client("writer"), client("reader")
+    rag.ingest([SEED["002"]], settings=writer)
+    pipe = rag.pipeline(reader)
+    question = "Which papers study out-of-distribution detection with pre-trained networks?"
+    first = pipe.ask(question, filters=rag.Filters(source_file=SEED["001"].name))
+    assert first.passages == []  # nothing from 001 is stored yet
+    assert not (tmp_path / "reader" / "chroma").exists()  # a cache of records and keywords, no store
+
+    rag.ingest([SEED["001"]], settings=writer)  # another client adds a file
+    later = pipe.ask(question, filters=rag.Filters(source_file=SEED["001"].name))  # the same, long-lived pipeline
+    assert later.passages and all(SEED["001"].name in p.paper.files for p in later.passages)
+    again = rag.pipeline(client("third")).ask(question, filters=rag.Filters(source_file=SEED["001"].name))
+    assert again.text == later.text and [c.chunk_id for c in again.citations] == [c.chunk_id for c in later.citations]

@@ -369,3 +369,37 @@ def test_with_rag_ui_auth_the_api_refuses_a_client_without_credentials_and_answe
 def test_the_port_is_free_helper_finds_a_bindable_port() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", free_port()))
+
+
+def _card_titles(page, turn: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Titles on the source cards of the `turn`-th answer of the conversation."""
+    bold = page.locator(f"[id^='src-{turn}-'] b").all_inner_texts()
+    return [text.split("] ", 1)[1] for text in bold]
+
+
+@pytest.mark.slow
+def test_a_follow_up_and_a_filter_set_in_the_browser_shape_the_next_answer(ui: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from rag.corpus import merge_records, parse_file
+
+    years = {p.title: p.year for p in merge_records(parse_file(SEED["003"]).records)}
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    ask(page, "Which papers here merge fine-tuned models, and how do their methods differ?")
+    page.locator("[id^='src-1-']").first.wait_for(timeout=60_000)
+    first = set(_card_titles(page, 1))
+    assert len(first) >= 2
+    ask(page, "And which of them needs no training data?")  # a follow-up: it may only draw on those papers
+    page.locator("[id^='src-2-']").first.wait_for(timeout=60_000)
+    follow = _card_titles(page, 2)
+    assert follow and set(follow) <= first
+
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_function("() => !document.querySelector(\"[id^='src-1-']\")")
+    page.get_by_text("Filters", exact=True).click()
+    page.get_by_label("From year").fill("2024")
+    ask(page, "Which papers here merge fine-tuned models, and how do their methods differ?")
+    page.locator("[id^='src-1-']").first.wait_for(timeout=60_000)
+    filtered = _card_titles(page, 1)
+    assert filtered and all((years.get(title) or 0) >= 2024 for title in filtered), filtered
+    page.screenshot(path=str(ARTIFACTS / "ui-follow-up-and-filter.png"))
+    page.close()

@@ -135,8 +135,9 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
     if wait is None:
         wait = settings.llm_timeout * (settings.llm_retries + 1) + 60
     pipe = rag.pipeline(settings)
-    _ = pipe.retriever  # load the model, the store and the index now: the first question should be quick
-    categories = ["any", *sorted({p.category for p in pipe.retriever.papers.values() if p.category})]
+    _ = pipe.retriever  # open the store and the catalogue, and load the question model, now: the first
+    pipe.embedder.embed_query("warm-up")  # question should be quick
+    categories = ["any", *pipe.categories()]
 
     def respond(
         question: str,
@@ -230,7 +231,7 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
     def show_paper(table: Any, event: gr.SelectData) -> str:
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         paper_id = table.iloc[row, 0] if hasattr(table, "iloc") else table[row][0]
-        paper = pipe.retriever.papers.get(str(paper_id))
+        paper = pipe.paper(str(paper_id))
         if paper is None:
             return ""
         title = _e(paper.title or "(untitled)")

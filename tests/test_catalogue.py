@@ -1,0 +1,149 @@
+"""The catalogue: the paper records and keyword index that a question reads instead of the whole store."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import rag
+from rag.catalogue import open_catalogue
+from rag.config import Settings
+from rag.lexical import ChunkRow, LexicalIndex, terms
+from rag.store import Store
+from rag.types import Filters
+
+
+@pytest.fixture(scope="module")
+def papers(full_store) -> dict[str, rag.Paper]:  # type: ignore[no-untyped-def]
+    return {p.paper_id: p for p in rag.list_papers(settings=full_store[0])}
+
+
+def filter_cases(papers: dict[str, rag.Paper]) -> list[Filters]:
+    some = sorted(papers)[:7]
+    author = next(name for p in papers.values() for name in p.authors or [])
+    category = next(p.category for p in papers.values() if p.category)
+    file = next(iter(next(iter(papers.values())).files))
+    singles = [
+        {"year_from": 2023},
+        {"year_to": 2022},
+        {"author": author.split()[-1].upper()},
+        {"category": category.lower()},
+        {"has_code": True},
+        {"has_code": False},
+        {"source_file": file},
+        {"paper_ids": frozenset(some)},
+        {"paper_ids": frozenset()},
+        {"author": "nobody at all"},
+    ]
+    pairs = [{**a, **b} for a, b in itertools.combinations(singles[:8], 2)]
+    return [Filters(**case) for case in singles + pairs]
+
+
+def test_the_catalogue_lets_through_exactly_the_papers_the_filters_allow(full_store, papers) -> None:  # type: ignore[no-untyped-def]
+    catalogue = open_catalogue(full_store[0])
+    assert catalogue.count() == len(papers) == 336
+    for filters in filter_cases(papers):
+        expected = sorted(pid for pid, paper in papers.items() if filters.allows(paper))
+        assert catalogue.paper_ids(filters) == expected, filters
+        assert catalogue.count(filters) == len(expected)
+
+
+def test_retrieval_with_any_filter_returns_only_papers_the_filter_allows(full_store, papers) -> None:  # type: ignore[no-untyped-def]
+    pipe = rag.pipeline(full_store[0])
+    for filters in filter_cases(papers):
+        allowed = {pid for pid, paper in papers.items() if filters.allows(paper)}
+        passages = pipe.retriever.retrieve("Which methods improve generalization of deep networks?", 5, filters)
+        assert {p.paper_id for p in passages} <= allowed, filters
+        if allowed:  # the filter leaves papers, so the question finds some of them
+            assert passages, filters
+
+
+def test_records_come_back_exactly_as_stored(full_store, papers) -> None:  # type: ignore[no-untyped-def]
+    catalogue = open_catalogue(full_store[0])
+    assert catalogue.papers(list(papers)) == papers
+    assert catalogue.papers(["no-such-paper"]) == {}
+
+
+def test_author_and_organisation_lookups_find_whole_names_in_any_case(full_store, papers) -> None:  # type: ignore[no-untyped-def]
+    catalogue = open_catalogue(full_store[0])
+    name = max((n for p in papers.values() for n in p.authors or [] if " " in n), key=len)
+    assert catalogue.author_named(f"which papers are by {name.upper()}?") == name
+    assert catalogue.author_named(f"Papers by {name}.") == name
+    assert catalogue.author_named(f"papers by {name}x?") != name
+    organization = next(p.organization for p in papers.values() if p.organization)
+    assert catalogue.organization_named(f"papers from {organization.upper()}") is not None
+
+
+def test_a_question_reads_no_whole_collection_once_the_catalogue_is_built(
+    full_store, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings = full_store[0]
+    rag.pipeline(settings).retriever  # noqa: B018 - the catalogue is in step with the store from here on
+
+    def whole_collection(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("read the whole collection")
+
+    for method in ("papers", "paper_pages", "chunk_pages", "chunk_rows", "all_vectors", "chunk_counts"):
+        monkeypatch.setattr(Store, method, whole_collection)
+    pipe = rag.pipeline(settings)
+    answer = pipe.ask("How does Fisher merging weight the parameters of the models?")
+    assert answer.citations and "Fisher" in (answer.citations[0].title or "")
+    filtered = pipe.ask("What is model merging?", filters=Filters(year_from=2024, has_code=True))
+    assert all(p.paper.year and p.paper.year >= 2024 and p.paper.has_code for p in filtered.passages)
+
+
+def test_a_deleted_or_half_written_catalogue_is_rebuilt_from_the_store(full_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(full_store[0].home, home)
+    settings = full_store[0].model_copy(update={"home": home})
+    question = "How does Fisher merging weight the parameters of the models?"
+    before = rag.ask(question, settings=settings)
+    catalogue = open_catalogue(settings)
+    catalogue.remove(list(catalogue.paper_ids())[:100])
+    catalogue.mark(None)  # as an ingest killed while writing it leaves it
+    catalogue.close()
+    assert rag.ask(question, settings=settings).text == before.text
+    assert open_catalogue(settings).count() == 336
+    for path in (home / "catalogue").iterdir():
+        path.unlink()
+    assert rag.ask(question, settings=settings).text == before.text
+
+
+def test_bm25_ranks_the_chunk_with_the_rare_words_first_and_forgets_removed_papers() -> None:
+    import sqlite3
+
+    index = LexicalIndex(sqlite3.connect(":memory:"))
+    rows = [
+        ChunkRow("a:0", "a", 0, 40, "Fisher merging weights parameters by their Fisher information."),
+        ChunkRow("b:0", "b", 0, 40, "We merge models by averaging parameters."),
+        ChunkRow("c:0", "c", 0, 40, "Rain removal restores photographs."),
+    ]
+    index.add((row, "") for row in rows)
+    found = index.search("Which method uses Fisher information?", 10)
+    assert [cid for cid, _ in found][:1] == ["a:0"] and "c:0" not in dict(found)
+    assert terms("The Merging of Models") == ["merg", "model"]
+    assert set(index.scores("merging models", ["a:0", "b:0", "c:0"])) == {"a:0", "b:0"}
+    assert [cid for cid, _ in index.search("merging", 10, ("chunks.paper_id = ?", ["b"]))] == ["b:0"]
+    index.remove_papers(["a"])
+    assert "a:0" not in dict(index.search("Fisher merging", 10)) and index.count() == 2
+
+
+def test_a_long_lived_pipeline_answers_from_papers_another_process_ingested(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    from tests.conftest import RAG_BIN, SEED
+
+    settings = Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None)
+    rag.ingest([SEED["002"]], settings=settings)
+    pipe = rag.pipeline(settings)
+    question = "How does Fisher merging weight the parameters of the models?"
+    assert "Fisher" not in " ".join(c.title or "" for c in pipe.ask(question).citations)  # not stored yet
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(settings.home), RAG_MODELS_DIR=os.environ["RAG_MODELS_DIR"])
+    subprocess.run([str(RAG_BIN), "ingest", str(SEED["003"])], env=env, check=True, capture_output=True)
+    answer = pipe.ask(question)  # the same pipeline, its store opened before that ingest
+    assert answer.citations[0].title == "Merging Models with Fisher-Weighted Averaging"
