@@ -275,11 +275,7 @@ def _write(
     report: IngestReport,
     progress: Progress | None,
 ) -> None:
-    """Chunk, embed and store papers in batches; each batch is committed before the next starts. A batch is
-    written by a second thread while the next one is embedded (the model and Chroma both run outside the
-    interpreter lock), and the writes keep their order, so an interruption still leaves whole batches."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+    """Chunk, embed and store papers in batches; each batch is committed before the next starts."""
     for stage in ("chunk", "embed", "store"):
         report.seconds.setdefault(stage, 0.0)
     if not items:
@@ -287,9 +283,28 @@ def _write(
     embedder = load_embedder(settings)  # loaded only when there is something to embed
     if progress:
         progress("embed", 0, len(items))
-
-    def commit(writes: list[PaperWrite], done: int) -> None:
+    for start in range(0, len(items), settings.ingest_batch):
+        batch = items[start : start + settings.ingest_batch]
         tick = time.perf_counter()
+        chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
+        report.seconds["chunk"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
+        vectors = iter(embedder.embed_documents(texts))
+        report.seconds["embed"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        writes = [
+            PaperWrite(
+                paper=paper,
+                records=rows,
+                content_hash=content_hash(paper, chunker),
+                meta_hash=meta_hash(paper),
+                n_chunks=len(chunks),
+                chunks=chunks,
+                vectors=[next(vectors) for _ in chunks],
+            )
+            for paper, rows, chunks in chunked
+        ]
         store.write(writes)
         catalogue.add(
             [item.paper for item in writes],
@@ -300,37 +315,6 @@ def _write(
             ],
         )
         report.seconds["store"] += time.perf_counter() - tick
+        report.chunks_embedded += len(texts)
         if progress:
-            progress("embed", done, len(items))
-
-    pending: Future[None] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
-        try:
-            for start in range(0, len(items), settings.ingest_batch):
-                batch = items[start : start + settings.ingest_batch]
-                tick = time.perf_counter()
-                chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
-                report.seconds["chunk"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
-                vectors = iter(embedder.embed_documents(texts))
-                report.seconds["embed"] += time.perf_counter() - tick
-                writes = [
-                    PaperWrite(
-                        paper=paper,
-                        records=rows,
-                        content_hash=content_hash(paper, chunker),
-                        meta_hash=meta_hash(paper),
-                        n_chunks=len(chunks),
-                        chunks=chunks,
-                        vectors=[next(vectors) for _ in chunks],
-                    )
-                    for paper, rows, chunks in chunked
-                ]
-                if pending is not None:
-                    pending.result()  # the previous batch is committed before this one is written
-                pending = writer.submit(commit, writes, min(start + len(batch), len(items)))
-                report.chunks_embedded += len(texts)
-        finally:
-            if pending is not None:
-                pending.result()
+            progress("embed", min(start + len(batch), len(items)), len(items))

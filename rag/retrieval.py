@@ -95,12 +95,13 @@ class Retriever:
         """Catch up with an ingest made since this retriever was built (by this or any other process); whether
         there was one."""
         current = self.store.generation()
-        if current is not None and current == self._generation:
+        if current is not None and current == self._generation == self.catalogue.generation:
             return False
-        # The catalogue file may already be in step (an ingest in another process writes it too); this
-        # process's reading of the store is not.
-        self.store.reload()
-        self.catalogue.sync(self.store)
+        if current != self._generation:
+            # The catalogue file may already be in step (an ingest in another process writes it too); this
+            # process's reading of the store is not.
+            self.store.reload()
+        self.catalogue.sync(self.store)  # rebuilds it when it is not in step with the store
         self._generation = self.store.generation()
         return True
 
