@@ -52,6 +52,7 @@ def main() -> None:
         settings = Settings(home=Path(base) / "home", backend="extractive")
         rag.ingest(settings=settings)
         pipe = Pipeline(settings)
+        pipe.warm()  # a long-lived process, as the UI and evaluation runs are
         for question in questions[:3]:
             pipe.ask(question)  # warm-up: model, index, sentence tokenizer
         stages: dict[str, list[float]] = {"retrieval": [], "answer": [], "check": [], "total": []}

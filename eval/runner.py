@@ -149,6 +149,7 @@ def evaluate(
         if not questions:
             raise QuestionFileError(f'{questions_path.name}: no question has "split": "{split}"')
     pipe = rag.pipeline(settings)
+    pipe.warm()  # hundreds of questions: the faster embedding is worth loading
     papers = {paper.paper_id: paper for paper in rag.list_papers(settings=settings)}
     if not papers:
         raise rag.StoreError(f"the store at {settings.home} is empty; run `rag ingest` first")

@@ -164,6 +164,14 @@ class Pipeline:
                 self._answerers[backend] = make_answerer(backend, self.settings, self.embedder)
             return self._answerers[backend]
 
+    def warm(self) -> None:
+        """Get ready to answer many questions quickly (for the UI and evaluation runs): open the store and load
+        the embedding model's fastest form, torch, which a single question does without (it costs seconds)."""
+        _ = self.retriever
+        warm = getattr(self.embedder, "warm", None)
+        if warm is not None:
+            warm()
+
     def categories(self) -> list[str]:
         """The arXiv categories of the stored papers, as their records write them."""
         return self.retriever.catalogue.categories()

@@ -135,8 +135,7 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
     if wait is None:
         wait = settings.llm_timeout * (settings.llm_retries + 1) + 60
     pipe = rag.pipeline(settings)
-    _ = pipe.retriever  # open the store and the catalogue, and load the question model, now: the first
-    pipe.embedder.embed_query("warm-up")  # question should be quick
+    pipe.warm()  # the first question should be quick, and every one after it
     categories = ["any", *pipe.categories()]
 
     def respond(
