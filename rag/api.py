@@ -214,13 +214,13 @@ class Pipeline:
         retriever = self.retriever
         retriever.refresh()
         catalogue = retriever.catalogue
-        if catalogue.count() == 0:
+        if catalogue.count(at_most=1) == 0:
             raise StoreError(f"no papers are stored in {retriever.store.location}: run `rag ingest` first")
         query, filters = _follow_up(question, turns, filters or Filters())
         intent = metadata_intent(question, catalogue)
         if intent is not None and intent.kind == "papers_by":
             filters = filters.model_copy(update={"author": intent.author})
-            k = max(k, min(MAX_LISTED, catalogue.count(filters)))
+            k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         elif intent is not None and intent.kind in ("papers_in_years", "organization"):
             update = (
                 {"year_from": intent.year_from, "year_to": intent.year_to}
@@ -228,7 +228,7 @@ class Pipeline:
                 else {"paper_ids": frozenset(catalogue.organization_papers(intent.organization or ""))}
             )
             filters = filters.model_copy(update=update)
-            k = max(k, min(MAX_LISTED, catalogue.count(filters)))
+            k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's.
         passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS)

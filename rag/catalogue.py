@@ -165,18 +165,21 @@ class Catalogue:
                 out[pid] = Paper.model_validate_json(data)
         return out
 
-    def count(self, filters: Filters | None = None) -> int:
-        """Number of papers the filters let through."""
+    def count(self, filters: Filters | None = None, at_most: int | None = None) -> int:
+        """Number of papers the filters let through; with `at_most`, counting stops there, so that a question
+        that only needs to know "none", "one" or "up to 20" does not read the whole table."""
         condition, params = self.condition(filters)
-        return int(self._db.execute(f"SELECT count(*) FROM papers WHERE {condition}", params).fetchone()[0])
+        rows = f"SELECT 1 FROM papers WHERE {condition}" + (" LIMIT ?" if at_most is not None else "")
+        bound = [at_most] if at_most is not None else []
+        return int(self._db.execute(f"SELECT count(*) FROM ({rows})", [*params, *bound]).fetchone()[0])
 
-    def paper_ids(self, filters: Filters | None = None, limit: int | None = None) -> list[str]:
+    def paper_ids(self, filters: Filters | None = None) -> list[str]:
         """Ids of the papers the filters let through."""
         condition, params = self.condition(filters)
-        sql = f"SELECT paper_id FROM papers WHERE {condition} ORDER BY paper_id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [row[0] for row in self._db.execute(sql, params)]
+        return [
+            row[0]
+            for row in self._db.execute(f"SELECT paper_id FROM papers WHERE {condition} ORDER BY paper_id", params)
+        ]
 
     def condition(self, filters: Filters | None) -> tuple[str, list[object]]:
         """An SQL condition on the `papers` table that holds exactly where `filters.allows(paper)` does."""

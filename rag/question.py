@@ -5,12 +5,10 @@ whether it follows up on the conversation."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from rag.text import content_stems
-from rag.types import Paper
 
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
@@ -138,24 +136,6 @@ class KnownNames(Protocol):
     def organization_named(self, question: str) -> str | None:
         """An organisation tag the question contains, any case."""
         ...
-
-
-class PaperNames:
-    """KnownNames over papers in memory (the catalogue answers the same from its database)."""
-
-    def __init__(self, papers: Mapping[str, Paper]) -> None:
-        self._authors = sorted({n for p in papers.values() for n in p.authors or []}, key=len, reverse=True)
-        self._organizations = sorted({p.organization for p in papers.values() if p.organization})
-
-    def author_named(self, question: str) -> str | None:
-        """The longest author name the question contains as whole words, any case."""
-        lowered = question.casefold()
-        return next((n for n in self._authors if re.search(rf"(?<!\w){re.escape(n.casefold())}(?!\w)", lowered)), None)
-
-    def organization_named(self, question: str) -> str | None:
-        """The first organisation tag, alphabetically, that the question contains, any case."""
-        lowered = question.casefold()
-        return next((o for o in self._organizations if o.casefold() in lowered), None)
 
 
 def metadata_intent(question: str, names: KnownNames) -> MetadataIntent | None:

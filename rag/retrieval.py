@@ -120,7 +120,7 @@ class Retriever:
         """The Chroma condition for `filters`: None when nothing is filtered, False when no paper passes."""
         if filters is None or not filters.active:
             return None
-        if self.catalogue.count(filters) == 0:
+        if self.catalogue.count(filters, at_most=1) == 0:
             return False
         categories = self.catalogue.categories(filters) if filters.category is not None else []
         by_id = filters.author is not None or filters.source_file is not None or filters.paper_ids is not None

@@ -98,7 +98,6 @@ class Store:
             self._papers = client.get_or_create_collection(
                 f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta, configuration=config
             )
-            self._client_names = (client, self._papers.name)
             self._batch = int(client.get_max_batch_size())
             self.index = self._fit_index(self._chunks)
             self._fit_index(self._papers)
@@ -131,9 +130,8 @@ class Store:
 
     def generation(self) -> str | None:
         """The stamp the last finished ingest left on the store, read afresh; None before any."""
-        client, name = self._client_names
         try:
-            metadata = client.get_collection(name, embedding_function=None).metadata or {}
+            metadata = self._client.get_collection(self._papers.name, embedding_function=None).metadata or {}
         except Exception as exc:
             raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
         value = metadata.get("generation")
@@ -145,20 +143,17 @@ class Store:
         needs nothing."""
         if self.path is None:
             return
-        import chromadb
         from chromadb.api.shared_system_client import SharedSystemClient
-        from chromadb.config import Settings as ChromaSettings
 
         # Chroma shares one system per folder among a process's clients; without it, a new client starts anew.
         SharedSystemClient._identifier_to_system.pop(self._client._identifier, None)
         try:
-            client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
+            client = _embedded_client(self.path)
             self._chunks = client.get_collection(self._chunks.name, embedding_function=None)
             self._papers = client.get_collection(self._papers.name, embedding_function=None)
         except Exception as exc:
             raise StoreError(f"cannot reopen the Chroma store in {self.path}: {exc}") from exc
         self._client = client
-        self._client_names = (client, self._papers.name)
 
     def stamp(self) -> str:
         """Give the store a new generation (at the end of an ingest that changed it); returns it."""
@@ -400,6 +395,14 @@ def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:
     return [x / norm for x in total]
 
 
+def _embedded_client(path: Path) -> Any:
+    """A Chroma client on the files in `path`, telemetry off."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+
+
 def open_store(settings: Settings, embedder: str) -> Store:
     """The store the settings name: a Chroma server when RAG_CHROMA_HOST/PORT are set, else files under RAG_HOME."""
     import chromadb
@@ -421,7 +424,7 @@ def open_store(settings: Settings, embedder: str) -> Store:
     path = settings.chroma_path
     try:
         path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        client = _embedded_client(path)
     except Exception as exc:
         raise StoreError(f"cannot open the Chroma store in {path}: {exc}; check RAG_HOME") from exc
     return Store(client, settings.collection, embedder, str(path), path)

@@ -47,6 +47,7 @@ def test_the_catalogue_lets_through_exactly_the_papers_the_filters_allow(full_st
         expected = sorted(pid for pid, paper in papers.items() if filters.allows(paper))
         assert catalogue.paper_ids(filters) == expected, filters
         assert catalogue.count(filters) == len(expected)
+        assert catalogue.count(filters, at_most=3) == min(3, len(expected))
 
 
 def test_retrieval_with_any_filter_returns_only_papers_the_filter_allows(full_store, papers) -> None:  # type: ignore[no-untyped-def]
