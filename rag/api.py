@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.readable import lead_sentence
+from rag.rerank import Likelihood, rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
@@ -231,13 +232,25 @@ class Pipeline:
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's.
-        passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS)
+        reorder = self._reranker(question, chosen) if intent is None else None
+        passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS, reorder=reorder)
         timings["retrieval"] = time.perf_counter() - tick
 
         answer = self._answer(question, chosen, passages, turns, intent, on_text)
         timings["answer"] = answer.seconds.get("answer", 0.0)
         timings["check"] = answer.seconds.get("check", 0.0)
         return answer.model_copy(update={"seconds": {**timings, "total": sum(timings.values())}})
+
+    def _reranker(self, question: str, backend: str) -> Callable[[list[Passage]], list[Passage]] | None:
+        """What reorders the retrieved passages: the local model's query likelihood when RAG_RERANK asks for it
+        (`auto`: when the local model answers anyway). Not for a question about several papers: its answer draws
+        on every passage, so their order matters little (development set: the same first paper either way)."""
+        if self.settings.rerank == "off" or (self.settings.rerank == "auto" and backend != "local"):
+            return None
+        if asks_several(question):
+            return None
+        model: Likelihood = self.answerer("local").model  # type: ignore[attr-defined]
+        return lambda passages: rerank(question, passages, model)
 
     def _answer(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rag.catalogue import Catalogue
@@ -105,15 +105,24 @@ class Retriever:
         self._generation = self.store.generation()
         return True
 
-    def retrieve(self, question: str, k: int = 5, filters: Filters | None = None, expand: int = 0) -> list[Passage]:
-        """The `k` best passages for `question`, at most MAX_PER_PAPER from any one paper; then, with `expand`,
-        the remaining chunks of the first `expand` papers."""
+    def retrieve(
+        self,
+        question: str,
+        k: int = 5,
+        filters: Filters | None = None,
+        expand: int = 0,
+        reorder: Callable[[list[Passage]], list[Passage]] | None = None,
+    ) -> list[Passage]:
+        """The `k` best passages for `question`, at most MAX_PER_PAPER from any one paper, put in a new order by
+        `reorder` if given (a reranker); then, with `expand`, the remaining chunks of the first `expand` papers."""
         where = self._where(filters)
         if where is False:
             return []
         vector = self.embedder.embed_query(question)
         lexical_weight = LEXICAL_WEIGHT_SEVERAL if asks_several(question) else self.lexical_weight
         passages = self._ranked(search_text(question), vector, k, filters, where, lexical_weight)
+        if reorder is not None:
+            passages = reorder(passages)
         return self.expand(vector, passages, expand) if expand else passages
 
     def _where(self, filters: Filters | None) -> dict[str, Any] | bool | None:

@@ -20,6 +20,7 @@ TEMPLATES: dict[str, frozenset[str]] = {
     "answer_user": frozenset({"history", "passages", "question"}),
     "judge_claims": frozenset({"sentence"}),
     "judge_verify": frozenset({"evidence", "claim"}),
+    "rerank": frozenset({"abstract"}),
 }
 
 

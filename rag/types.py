@@ -161,9 +161,15 @@ class Passage(BaseModel):
     text: str = Field(description="The chunk, exactly as stored.")
     start: int
     end: int
-    score: float = Field(description="Fused relevance used for ranking; higher is better.")
+    score: float = Field(
+        description="Fused relevance used for ranking; higher is better. When reranked, it includes the reranker's "
+        "judgement, with the best passage keeping the best retrieval score."
+    )
     dense: float = Field(description="Cosine similarity of the chunk to the question.")
     lexical: float = Field(description="BM25 score of the chunk, divided by the best BM25 score of the question.")
+    rerank: float | None = Field(
+        default=None, description="Mean log-probability per token of the question after this passage, when reranked."
+    )
 
     @property
     def paper_id(self) -> str:

@@ -4,6 +4,7 @@ bundled Qwen2.5-Coder-0.5B-Instruct by default (rag/models.py), or any GGUF file
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ class LocalChat:
             threads = batch_threads = settings.local_threads
         self.threads = threads
         self._llama, self._lock = _load(self.path, self.context, threads, batch_threads)
+        self._formatter: Any = None
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Tokens of the messages by the model's own tokenizer, with its chat template's framing."""
@@ -61,6 +63,41 @@ class LocalChat:
             )
             + REPLY_FRAMING
         )
+
+    def likelihood(self, messages: Sequence[Message], reply: str) -> float:
+        """The mean log-probability per token of `reply` as the model's answer to `messages` (what a reranker
+        asks: how likely is this question after this passage)."""
+        with self._lock:
+            prompt = self._prompt(messages)
+            given = self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            wanted = self._llama.tokenize(reply.encode("utf-8"), add_bos=False, special=False)
+            if not wanted:
+                raise LLMBadResponse(self.endpoint, "no reply to score")
+            try:
+                return _mean_logprob(self._llama, given, wanted)
+            except (RuntimeError, ValueError) as exc:
+                raise LLMBadResponse(self.endpoint, f"scoring failed ({exc})") from exc
+            finally:
+                self._llama.reset()  # the context now holds this prompt, not the chat's cached one
+
+    def _prompt(self, messages: Sequence[Message]) -> str:
+        """`messages` in the model's own chat template, opened for its reply."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            metadata = self._llama.metadata
+            template = metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ConfigError(f"{self.path}: the GGUF file has no chat template; give a chat model")
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._token_text(self._llama.token_eos()),
+                bos_token=self._token_text(self._llama.token_bos()),
+            )
+        return str(self._formatter(messages=list(messages)).prompt)
+
+    def _token_text(self, token: int) -> str:
+        return "" if token < 0 else self._llama.detokenize([token], special=True).decode("utf-8", "replace")
 
     def stream(self, messages: Sequence[Message], on_text: OnText | None) -> tuple[str, Usage | None]:
         """The reply, greedy, streamed token by token; usage counted with the model's tokenizer."""
@@ -80,6 +117,45 @@ class LocalChat:
             text = "".join(pieces).strip()
             completion = len(self._llama.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
         return text, Usage(prompt_tokens=self.count_tokens(messages), completion_tokens=completion, counted=True)
+
+
+def _mean_logprob(llama: Any, given: list[int], wanted: list[int]) -> float:
+    """Mean log-probability of the tokens `wanted` after the tokens `given`, from one pass over both (llama.cpp's
+    own batch API: only the positions that predict a wanted token return logits)."""
+    import llama_cpp
+    import numpy as np
+
+    tokens = given + wanted
+    if len(tokens) > llama.n_ctx():
+        raise ValueError(f"{len(tokens)} tokens exceed the context of {llama.n_ctx()}")
+    ctx = llama.ctx
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+    first = len(given) - 1  # the position whose logits predict the first wanted token
+    total = 0.0
+    step = llama.n_batch
+    batch = llama_cpp.llama_batch_init(step, 0, 1)
+    try:
+        for start in range(0, len(tokens), step):
+            piece = tokens[start : start + step]
+            batch.n_tokens = len(piece)
+            for i, token in enumerate(piece):
+                position = start + i
+                batch.token[i] = token
+                batch.pos[i] = position
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = first <= position < len(tokens) - 1
+            if llama_cpp.llama_decode(ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+            for i in range(len(piece)):
+                position = start + i
+                if first <= position < len(tokens) - 1:
+                    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, i), shape=(llama.n_vocab(),))
+                    top = float(row.max())
+                    total += float(row[tokens[position + 1]]) - top - math.log(float(np.exp(row - top).sum()))
+    finally:
+        llama_cpp.llama_batch_free(batch)
+    return total / len(wanted)
 
 
 @atexit.register

@@ -1,0 +1,108 @@
+"""Fit the reranker's weight (rag/rerank.py) on the tuning half of the development questions with 5-fold
+cross-validation, and report it on the test half, which nothing is fitted on.
+
+    python -m rag.evaluation.fit_rerank [--questions FILE] [--cache FILE]
+
+A passage's reranked score is its retrieval score plus WEIGHT times the question's mean log-probability per token
+after it. The figure is how often the first passage is from a gold paper, over the answerable questions the
+reranker reads: not metadata questions (answered from the records) nor questions about several papers.
+`--cache` keeps the model's likelihoods in a JSON file (a second per passage), so a second run only refits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.evaluation.questions import Question, load_questions, resolve_gold
+
+import rag
+from rag.api import DEFAULT_K
+from rag.question import asks_several, metadata_intent
+from rag.rerank import DEPTH, likelihoods
+
+GRID = [round(0.1 * n, 1) for n in range(0, 31)]
+FOLDS = 5
+Row = tuple[list[float], list[float], list[bool]]  # per passage: retrieval score, likelihood, gold or not
+
+
+def rows(pipe: rag.Pipeline, questions: Sequence[Question], gold: dict[str, set[str]], cache: dict) -> list[Row]:
+    """Each question's first DEPTH passages as the reranker sees them."""
+    model = pipe.answerer("local").model  # type: ignore[attr-defined]
+    out: list[Row] = []
+    for question in questions:
+        if question.id not in cache:
+            passages = pipe.retriever.retrieve(question.question, DEFAULT_K)[:DEPTH]
+            cache[question.id] = [
+                [p.score, value, p.paper_id in gold[question.id]]
+                for p, value in zip(passages, likelihoods(question.question, passages, model), strict=True)
+            ]
+        scored = cache[question.id]
+        out.append(([s for s, _, _ in scored], [v for _, v, _ in scored], [g for _, _, g in scored]))
+    return out
+
+
+def first_is_gold(rows: Sequence[Row], weight: float) -> float:
+    """Share of questions whose best passage, at `weight`, is from a gold paper."""
+    hits = 0
+    for scores, values, golds in rows:
+        best = max(range(len(scores)), key=lambda i: scores[i] + weight * values[i])
+        hits += golds[best]
+    return hits / len(rows) if rows else 0.0
+
+
+def best_weight(rows: Sequence[Row]) -> float:
+    """The grid weight with the most first passages from gold papers (the smallest among ties)."""
+    return max(GRID, key=lambda w: (round(first_is_gold(rows, w), 9), -w))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=Path, default=Path(__file__).with_name("questions.jsonl"))
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args()
+    pipe = rag.pipeline()
+    cache = json.loads(args.cache.read_text()) if args.cache is not None and args.cache.is_file() else {}
+    questions = [
+        q
+        for q in load_questions(args.questions)
+        if q.answerable
+        and not asks_several(q.question)
+        and metadata_intent(q.question, pipe.retriever.catalogue) is None
+    ]
+    gold = resolve_gold(questions, {p.paper_id: p for p in rag.list_papers()})
+    halves = {}
+    try:
+        for half in ("tune", "test"):
+            chosen = [q for q in questions if (q.extra.get("split") == "test") == (half == "test")]
+            halves[half] = rows(pipe, chosen, gold, cache)
+    finally:
+        if args.cache is not None:
+            args.cache.write_text(json.dumps(cache))
+    tune = halves["tune"]
+    order = list(range(len(tune)))
+    random.Random(0).shuffle(order)
+    held_out = 0.0
+    for fold in range(FOLDS):
+        inside = [tune[i] for n, i in enumerate(order) if n % FOLDS != fold]
+        out = [tune[i] for n, i in enumerate(order) if n % FOLDS == fold]
+        weight = best_weight(inside)
+        held_out += first_is_gold(out, weight) * len(out)
+        print(f"fold {fold + 1}: weight {weight}, first passage gold {first_is_gold(out, weight):.3f} held out")
+    print(
+        f"cross-validated first passage gold (tuning half, {len(tune)} questions): {held_out / len(tune):.3f}; "
+        f"without reranking {first_is_gold(tune, 0.0):.3f}"
+    )
+    weight = best_weight(tune)
+    test = halves["test"]
+    print(
+        f"test half ({len(test)} questions, never fitted on): first passage gold {first_is_gold(test, weight):.3f} "
+        f"at weight {weight}; without reranking {first_is_gold(test, 0.0):.3f}"
+    )
+    print(f"constant for rag/rerank.py: WEIGHT = {weight}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Reranking by query likelihood: how scores combine (with a small word-overlap model through the protocol), and
+the bundled model for real: a question is likelier after the abstract it is about, scoring leaves the model's
+chat answers as they were, and reranking lifts the right paper above one that retrieval put first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag.answerers.local import LocalChat
+from rag.rerank import WEIGHT, rerank
+from rag.types import Paper, Passage
+
+
+class Overlap:
+    """A stand-in language model: a question is likelier after a text that shares more of its words."""
+
+    def likelihood(self, messages: Sequence[dict[str, str]], reply: str) -> float:
+        words = set(re.findall(r"\w+", reply.lower()))
+        shared = words & set(re.findall(r"\w+", messages[-1]["content"].lower()))
+        return -10.0 + 10.0 * len(shared) / len(words)
+
+
+def _passage(n: int, text: str, score: float) -> Passage:
+    unknown = ("authors", "n_authors", "date", "published", "upvotes", "category", "has_code", "organization")
+    paper = Paper(
+        paper_id=f"p{n}", title=f"Paper {n}", abstract=text, et_al=False, sources=[], **dict.fromkeys(unknown)
+    )
+    return Passage(
+        chunk_id=f"p{n}:0", paper=paper, text=text, start=0, end=len(text), score=score, dense=score, lexical=0
+    )
+
+
+def test_reranking_orders_the_first_passages_by_retrieval_score_plus_weighted_likelihood() -> None:
+    question = "which spiking network writes text"
+    passages = [
+        _passage(1, "A survey of controllable text generation.", 0.60),
+        _passage(2, "A spiking network that writes text.", 0.55),
+        _passage(3, "Pruning large language models.", 0.50),
+        _passage(4, "A spiking network writes text too.", 0.10),  # beyond the depth: stays where it was
+    ]
+    reranked = rerank(question, passages, Overlap(), depth=3)
+    assert [p.paper_id for p in reranked] == ["p2", "p1", "p3", "p4"]
+    assert all(p.rerank is not None for p in reranked[:3]) and reranked[3].rerank is None
+    before = {p.paper_id: p.score for p in passages}
+    totals = [before[p.paper_id] + WEIGHT * (p.rerank or 0.0) for p in reranked[:3]]
+    assert totals == sorted(totals, reverse=True)
+    # The new scores are those sums, shifted so that the best keeps the best retrieval score (0.60).
+    assert reranked[0].score == pytest.approx(0.60)
+    assert [p.score - reranked[0].score for p in reranked[:3]] == pytest.approx([t - totals[0] for t in totals])
+    assert rerank(question, passages[:1], Overlap()) == passages[:1]  # nothing to reorder
+
+
+ABSTRACT = (
+    "SliceGPT: Compress Large Language Models by Deleting Rows and Columns. We present SliceGPT, a post-training "
+    "sparsification scheme that replaces each weight matrix with a smaller dense matrix, reducing the embedding "
+    "dimension of the network."
+)
+OTHER = (
+    "ColorMNet: A Memory-based Deep Spatial-Temporal Feature Propagation Network for Video Colorization. "
+    "How to effectively explore spatial-temporal features is important for video colorization."
+)
+
+
+@pytest.mark.slow
+def test_the_bundled_model_finds_a_question_likelier_after_its_abstract_and_still_chats_the_same(
+    full_store, bundled: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    chat = LocalChat(settings)
+    hello = [{"role": "user", "content": "Name one colour of the rainbow."}]
+    before, _ = chat.stream(hello, None)
+    question = "Which paper deletes rows and columns of weight matrices to compress language models?"
+    about = chat.likelihood([{"role": "user", "content": ABSTRACT}], question)
+    other = chat.likelihood([{"role": "user", "content": OTHER}], question)
+    assert -20 < other < about < 0
+    assert chat.likelihood([{"role": "user", "content": ABSTRACT}], question) == pytest.approx(about, abs=1e-4)
+    after, _ = chat.stream(hello, None)
+    assert after == before  # scoring reset the context: the chat's cached prompt is not reused wrongly
+
+
+# A development question (tuning half) about one paper, worded far from its abstract: retrieval puts another
+# try-on paper first, by 0.03; the question is much likelier after the right abstract.
+TRY_ON = (
+    "For the method that dresses a photographed model in a chosen piece of apparel while faithfully keeping that "
+    "apparel's look, by bolting three small add-on components onto a mostly fixed example-conditioned image "
+    "generator, roughly what share of trainable weights does it need compared with recent methods that retrain "
+    "everything?"
+)
+TRY_ON_GOLD = "TryOn-Adapter: Efficient Fine-Grained Clothing Identity Adaptation for High-Fidelity Virtual Try-On"
+
+
+@pytest.mark.slow
+def test_reranking_with_the_bundled_model_answers_from_the_paper_retrieval_put_second(
+    full_store, bundled: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    plain = rag.Pipeline(settings).ask(TRY_ON, backend="extractive")  # RAG_RERANK=auto: only the local backend
+    assert plain.passages[0].paper.title != TRY_ON_GOLD and plain.passages[0].rerank is None
+    assert plain.passages[1].paper.title == TRY_ON_GOLD
+    reranked = rag.Pipeline(settings.model_copy(update={"rerank": "local"})).ask(TRY_ON, backend="extractive")
+    assert reranked.passages[0].paper.title == TRY_ON_GOLD
+    assert all(p.rerank is not None for p in reranked.passages[:5])
+    assert not reranked.abstained and reranked.citations[0].title == TRY_ON_GOLD
