@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     rerank: Literal["auto", "local", "off"] = Field(
         default="auto",
         description="Reorder the best passages by how likely the local model finds the question after each "
-        "(about a second per passage on 2 cores): `auto` when the `local` backend answers, `local` for every "
+        "(about 2 s per abstract on 2 cores): `auto` when the `local` backend answers, `local` for every "
         "backend (needs the `local` extra), `off` never.",
     )
     local_threads: int | None = Field(
