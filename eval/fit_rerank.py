@@ -21,7 +21,7 @@ from rag.evaluation.questions import Question, load_questions, resolve_gold
 import rag
 from rag.api import DEFAULT_K
 from rag.question import asks_several, metadata_intent
-from rag.rerank import DEPTH, likelihoods
+from rag.rerank import DEPTH, combined, likelihoods
 
 GRID = [round(0.1 * n, 1) for n in range(0, 31)]
 FOLDS = 5
@@ -48,7 +48,7 @@ def first_is_gold(rows: Sequence[Row], weight: float) -> float:
     """Share of questions whose best passage, at `weight`, is from a gold paper."""
     hits = 0
     for scores, values, golds in rows:
-        best = max(range(len(scores)), key=lambda i: scores[i] + weight * values[i])
+        best = max(range(len(scores)), key=lambda i: combined(scores[i], values[i], weight))
         hits += golds[best]
     return hits / len(rows) if rows else 0.0
 

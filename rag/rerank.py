@@ -37,6 +37,11 @@ def likelihoods(question: str, passages: Sequence[Passage], model: Likelihood) -
     ]
 
 
+def combined(score: float, likelihood: float, weight: float = WEIGHT) -> float:
+    """A reranked passage's relevance: its retrieval score plus `weight` times the question's likelihood."""
+    return score + weight * likelihood
+
+
 def rerank(question: str, passages: list[Passage], model: Likelihood, depth: int = DEPTH) -> list[Passage]:
     """`passages` with the first `depth` reordered by retrieval score plus WEIGHT × query likelihood: each gets
     that sum as its `score` (shifted so that the best one keeps the best retrieval score) and its likelihood as
@@ -45,13 +50,13 @@ def rerank(question: str, passages: list[Passage], model: Likelihood, depth: int
     if len(head) < 2:
         return passages
     values = likelihoods(question, head, model)
-    combined = [p.score + WEIGHT * value for p, value in zip(head, values, strict=True)]
+    totals = [combined(p.score, value) for p, value in zip(head, values, strict=True)]
     # The new scores keep the best retrieval score as their top, so that what weighs the evidence by the best
     # score (the decline model) reads the same scale, while the gaps below it are the reranker's.
-    shift = max(p.score for p in head) - max(combined)
+    shift = max(p.score for p in head) - max(totals)
     scored = [
         p.model_copy(update={"score": round(total + shift, 6), "rerank": round(value, 6)})
-        for p, value, total in zip(head, values, combined, strict=True)
+        for p, value, total in zip(head, values, totals, strict=True)
     ]
     scored.sort(key=lambda p: -p.score)
     return scored + tail

@@ -168,7 +168,9 @@ class Passage(BaseModel):
     dense: float = Field(description="Cosine similarity of the chunk to the question.")
     lexical: float = Field(description="BM25 score of the chunk, divided by the best BM25 score of the question.")
     rerank: float | None = Field(
-        default=None, description="Mean log-probability per token of the question after this passage, when reranked."
+        default=None,
+        description="When reranked: the mean log-probability per token of the question after the passage's paper "
+        "(its title and whole abstract).",
     )
 
     @property
