@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rag.answerers import BACKENDS, Answerer, OnText, Turn, make_answerer
+from rag.answerers import BACKENDS, Answerer, OnStatus, OnText, Turn, make_answerer
 from rag.answerers.metadata import metadata_sentences
 from rag.catalogue import open_catalogue
 from rag.chunking import Chunker
@@ -23,6 +23,7 @@ from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.readable import lead_sentence
+from rag.rerank import DEPTH as RERANK_DEPTH
 from rag.rerank import Likelihood, rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
@@ -195,9 +196,11 @@ class Pipeline:
         backend: str | None = None,
         history: Sequence[Turn | Answer] | None = None,
         on_text: OnText | None = None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         """Answer `question` from the `k` best passages (5, or 8 for a question about several papers); every
-        sentence of the answer cites them."""
+        sentence of the answer cites them. `on_text` receives the answer as it is written, `on_status` what is
+        being done before it is (rereading papers to rank them, a model reading its prompt)."""
         question = _checked_question(question)
         if k is None:
             k = DEFAULT_K_MULTI if asks_several(question) else DEFAULT_K
@@ -232,16 +235,18 @@ class Pipeline:
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's.
-        reorder = self._reranker(question, chosen) if intent is None else None
+        reorder = self._reranker(question, chosen, on_status) if intent is None else None
         passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS, reorder=reorder)
         timings["retrieval"] = time.perf_counter() - tick
 
-        answer = self._answer(question, chosen, passages, turns, intent, on_text)
+        answer = self._answer(question, chosen, passages, turns, intent, on_text, on_status)
         timings["answer"] = answer.seconds.get("answer", 0.0)
         timings["check"] = answer.seconds.get("check", 0.0)
         return answer.model_copy(update={"seconds": {**timings, "total": sum(timings.values())}})
 
-    def _reranker(self, question: str, backend: str) -> Callable[[list[Passage]], list[Passage]] | None:
+    def _reranker(
+        self, question: str, backend: str, on_status: OnStatus | None
+    ) -> Callable[[list[Passage]], list[Passage]] | None:
         """What reorders the retrieved passages: the local model's query likelihood when RAG_RERANK asks for it
         (`auto`: when the local model answers anyway). Not for a question about several papers: its answer draws
         on every passage, so their order matters little (development set: the same first paper either way)."""
@@ -250,7 +255,14 @@ class Pipeline:
         if asks_several(question):
             return None
         model: Likelihood = self.answerer("local").model  # type: ignore[attr-defined]
-        return lambda passages: rerank(question, passages, model)
+
+        def reorder(passages: list[Passage]) -> list[Passage]:
+            if on_status is not None:
+                papers = len({p.paper_id for p in passages[:RERANK_DEPTH]})
+                on_status(f"Rereading the {papers} best abstracts to rank them…")
+            return rerank(question, passages, model)
+
+        return reorder
 
     def _answer(
         self,
@@ -260,6 +272,7 @@ class Pipeline:
         turns: list[Turn],
         intent: MetadataIntent | None,
         on_text: OnText | None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         """Decline when the decline model judges that the passages do not answer the question; otherwise write and
         check the answer. The Answer's `origin` says how it came about, `confidence` how sure the model was."""
@@ -272,7 +285,7 @@ class Pipeline:
         hedged = evidence is not None and evidence.hedged
         if hedged and on_text is not None:
             on_text(HEDGE_PHRASE + " ")
-        answer = self._write(question, backend, passages, turns, intent, on_text)
+        answer = self._write(question, backend, passages, turns, intent, on_text, on_status)
         update: dict[str, object] = {"confidence": evidence.probability if evidence else None}
         if hedged and not answer.abstained:
             update |= {"hedged": True, "text": f"{HEDGE_PHRASE} {answer.text}"}
@@ -286,6 +299,7 @@ class Pipeline:
         turns: list[Turn],
         intent: MetadataIntent | None,
         on_text: OnText | None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         """The answer from the paper records, or the answerer's draft, checked; an LLM draft that fails the check
         entirely gives way to the offline answerer's."""
@@ -302,6 +316,8 @@ class Pipeline:
         read = len(passages)
         if backend != "extractive":  # a model reads each paper's sentences that bear on the question
             passages, read = excerpts(question, passages, self.embedder)
+            if on_status is not None:
+                on_status(f"The model is reading {read} {'paper' if read == 1 else 'papers'}' passages…")
         draft = self.answerer(backend).answer(question, passages[:read], turns, on_text)
         timings["answer"] = time.perf_counter() - tick
         tick = time.perf_counter()
@@ -478,6 +494,7 @@ def ask(
     history: Sequence[Turn | Answer] | None = None,
     settings: Settings | None = None,
     on_text: OnText | None = None,
+    on_status: OnStatus | None = None,
     **filter_fields: object,
 ) -> Answer:
     """Answer `question` from the collection; filters may be given as Filters or as keywords
@@ -488,4 +505,6 @@ def ask(
             filters = (filters or Filters()).model_copy(update=extra)
         except Exception as exc:
             raise ConfigError(f"filters {filter_fields}: {exc}".splitlines()[0]) from exc
-    return pipeline(settings).ask(question, k, filters=filters, backend=backend, history=history, on_text=on_text)
+    return pipeline(settings).ask(
+        question, k, filters=filters, backend=backend, history=history, on_text=on_text, on_status=on_status
+    )

@@ -303,28 +303,6 @@ class Checked:
     named_papers: list[str] = field(default_factory=list)  # papers whose headings the writer only repeated
 
 
-class _CachedEmbedder:
-    """An embedder that embeds each text once: checking one answer embeds the same passage sentences for
-    every claim and every candidate passage."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.name = embedder.name
-        self._embedder = embedder
-        self._vectors: dict[str, list[float]] = {}
-
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return self._embedder.embed_documents(texts)
-
-    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            self._vectors.update(zip(missing, self._embedder.embed_texts(missing), strict=True))
-        return [self._vectors[t] for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._embedder.embed_query(text)
-
-
 def attribute(claim: str, passages: Sequence[Passage], embedder: Embedder | None = None) -> tuple[list[int], Support]:
     """The passages that best support `claim` (post-hoc citation): the single passage with the best support,
     else all passages of the paper that together support it best; ([], the best failed Support) when none does."""
@@ -349,7 +327,6 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
     """Read the markers of `text` in any style ([n] is passages[n-1]), drop those that point at no passage and
     sentences that only repeat a heading, score every sentence against the passages it cites, and attribute a
     sentence whose markers are missing or do not support it to the passage that does."""
-    cached = _CachedEmbedder(embedder) if embedder is not None else None
     checked: list[AnswerSentence] = []
     removed: list[int] = []
     named: list[str] = []
@@ -362,10 +339,10 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
             continue
         valid = [n for n in markers if 1 <= n <= len(passages)]
         removed.extend(n for n in markers if n not in valid)
-        result = support(claim, [passages[n - 1] for n in valid], cached)
+        result = support(claim, [passages[n - 1] for n in valid], embedder)
         attributed = False
         if not result.supported and not is_decline(claim):
-            found, found_support = attribute(claim, passages, cached)
+            found, found_support = attribute(claim, passages, embedder)
             if found:
                 valid, result, attributed = found, found_support, True
             elif not valid:

@@ -171,8 +171,14 @@ def ask(
         if live is not None:
             live.update(Text("".join(streamed), style="dim"))
 
+    def on_status(status: str) -> None:  # shown on the terminal until the first words arrive
+        if live is not None and not streamed:
+            live.update(Text(status, style="dim italic"))
+
     try:
-        answer = api.ask(question, k, filters=filters, backend=backend, settings=settings, on_text=on_text)
+        answer = api.ask(
+            question, k, filters=filters, backend=backend, settings=settings, on_text=on_text, on_status=on_status
+        )
     finally:
         if live is not None:
             live.stop()

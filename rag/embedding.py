@@ -10,7 +10,8 @@ torch is loaded (ingest does that), checked against torch, and cached under RAG_
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +41,47 @@ class Embedder(Protocol):
         ...
 
 
+# How many texts' vectors an embedder remembers for answering: a question's passage sentences are embedded by the
+# extractive answerer and again by the citation check, and a follow-up reads the same papers (3 MB as float32).
+REMEMBERED_TEXTS = 2048
+
+
+class Remembered:
+    """The vectors of the texts embedded last (at most `size`), so that answering one question embeds each text
+    once: what the sentence ranking embedded, the citation check reads back."""
+
+    def __init__(self, size: int = REMEMBERED_TEXTS) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], embed: Callable[[list[str]], list[list[float]]]) -> list[list[float]]:
+        """Vectors of `texts`; those not remembered are embedded by `embed` (in one call) and remembered."""
+        import numpy as np
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        fresh = dict(zip(missing, embed(missing), strict=True)) if missing else {}
+        with self._lock:
+            for text, vector in fresh.items():
+                self._vectors[text] = np.asarray(vector, dtype=np.float32)
+            out = []
+            for text in texts:
+                if text in fresh:
+                    out.append(fresh[text])
+                    continue
+                self._vectors.move_to_end(text)
+                out.append(self._vectors[text].tolist())
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return out
+
+    def forget(self) -> None:
+        """Forget every remembered vector."""
+        with self._lock:
+            self._vectors.clear()
+
+
 # The export must reproduce the torch model's vectors (README, "Scale": 0.9999999 on the corpus chunks).
 ONNX_MIN_COSINE = 0.999
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json); tokenizer.json says 128
@@ -63,6 +105,7 @@ class LocalEmbedder:
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._remembered = Remembered()
 
     @property
     def precision(self) -> str:
@@ -92,7 +135,11 @@ class LocalEmbedder:
 
     def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors by torch once this process has loaded it (bfloat16 is twice as fast as the export here),
-        else by the ONNX export (made now if missing), so that answering never loads torch by itself."""
+        else by the ONNX export (made now if missing), so that answering never loads torch by itself. The texts
+        embedded last are remembered."""
+        return self._remembered.embed(texts, self._embed_texts)
+
+    def _embed_texts(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
         if self._onnx_path is None or self._model is not None:
@@ -116,6 +163,10 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> list[float]:
         """Unit vector of a query."""
         return self.embed_texts([text])[0]
+
+    def forget(self) -> None:
+        """Forget the vectors of the texts embedded last (a benchmark measures a question that meets none)."""
+        self._remembered.forget()
 
     def warm(self) -> None:
         """Load torch now, for a long-lived process: questions are then embedded by it, faster than by the export."""
@@ -267,6 +318,7 @@ class OpenAIEmbedder:
         self.model = model
         self.batch_size = batch_size
         self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "unused", max_retries=2, timeout=60)
+        self._remembered = Remembered()
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors of `texts`, batched."""
@@ -294,12 +346,16 @@ class OpenAIEmbedder:
         return vectors
 
     def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
-        """Unit vectors of `texts` (the same as documents')."""
-        return self.embed_documents(texts)
+        """Unit vectors of `texts` (the same as documents'); the texts embedded last are remembered."""
+        return self._remembered.embed(texts, self.embed_documents)
 
     def embed_query(self, text: str) -> list[float]:
         """Unit vector of a query."""
-        return self.embed_documents([text])[0]
+        return self.embed_texts([text])[0]
+
+    def forget(self) -> None:
+        """Forget the vectors of the texts embedded last."""
+        self._remembered.forget()
 
 
 def embedder_name(settings: Settings) -> str:

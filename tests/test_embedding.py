@@ -64,3 +64,37 @@ def test_answering_a_question_loads_neither_torch_nor_sentence_transformers(full
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_answering_embeds_each_text_once_and_remembers_only_the_last_ones(full_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import rag
+    from rag.embedding import Remembered
+
+    pipe = rag.Pipeline(full_store[0])
+    embedder = pipe.embedder
+    embedded: list[str] = []
+    real = embedder._embed_texts  # type: ignore[attr-defined]
+
+    def recording(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "_embed_texts", recording)
+    question = "How many customer care conversations was the tone-aware chatbot trained on?"
+    first = pipe.ask(question, backend="extractive")
+    assert first.citations and len(embedded) > 10  # the question, the passages' sentences, the claims
+    assert len(embedded) == len(set(embedded))  # the citation check read back what the answerer embedded
+    count = len(embedded)
+    again = pipe.ask(question, backend="extractive")
+    assert again.text == first.text and len(embedded) == count
+
+    calls: list[list[str]] = []
+    memory = Remembered(size=3)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return [[float(len(t))] for t in texts]
+
+    assert memory.embed(["a", "bb", "a"], embed) == [[1.0], [2.0], [1.0]] and calls == [["a", "bb"]]
+    memory.embed(["ccc", "dddd"], embed)  # "a" is the oldest of four: forgotten
+    assert memory.embed(["bb", "a"], embed) == [[2.0], [1.0]] and calls[-1] == ["a"]

@@ -102,7 +102,11 @@ def test_reranking_with_the_bundled_model_answers_from_the_paper_retrieval_put_s
     plain = rag.Pipeline(settings).ask(TRY_ON, backend="extractive")  # RAG_RERANK=auto: only the local backend
     assert plain.passages[0].paper.title != TRY_ON_GOLD and plain.passages[0].rerank is None
     assert plain.passages[1].paper.title == TRY_ON_GOLD
-    reranked = rag.Pipeline(settings.model_copy(update={"rerank": "local"})).ask(TRY_ON, backend="extractive")
+    statuses: list[str] = []
+    reranked = rag.Pipeline(settings.model_copy(update={"rerank": "local"})).ask(
+        TRY_ON, backend="extractive", on_status=statuses.append
+    )
+    assert statuses == ["Rereading the 5 best abstracts to rank them…"]  # what a UI shows meanwhile
     assert reranked.passages[0].paper.title == TRY_ON_GOLD
     assert all(p.rerank is not None for p in reranked.passages[:5])
     assert not reranked.abstained and reranked.citations[0].title == TRY_ON_GOLD

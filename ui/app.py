@@ -33,6 +33,7 @@ CSS = """
 .flag{color:#cf222e;font-size:.85em}
 .abstained{font-style:italic;color:#57606a}
 .error{color:#cf222e}
+.status{color:#57606a;font-style:italic}
 """
 _MARKER = re.compile(r"\[(\d+)\]")
 log = logging.getLogger("rag.ui")
@@ -164,6 +165,7 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
                 answer = pipe.ask(
                     question, int(k), filters=filters, backend=backend, history=history[-3:],
                     on_text=lambda delta: events.put(("text", delta)),
+                    on_status=lambda status: events.put(("status", status)),
                 )  # fmt: skip
                 events.put(("answer", answer))
             except RagError as exc:
@@ -181,7 +183,12 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
             except queue.Empty:
                 log.error("answering %r: no progress for %.0f s", question, wait)
                 kind, value = "error", f"No answer after {wait:.0f} s; the answerer may be stuck"
-            if kind == "text":
+            if kind == "status" and not streamed:  # what is being done until the first words arrive
+                chat[-1] = {"role": "assistant", "content": f'<div><p class="status">{_e(str(value))}</p></div>'}
+                yield chat, history, ""
+            elif kind == "status":
+                continue
+            elif kind == "text":
                 streamed += str(value)
                 chat[-1] = {"role": "assistant", "content": f"<div><p>{_e(streamed)}</p></div>"}
                 yield chat, history, ""

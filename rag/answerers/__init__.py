@@ -3,7 +3,7 @@ endpoint) and `local` (a GGUF model run in this process by llama.cpp); the two L
 
 from __future__ import annotations
 
-from rag.answerers.base import Answerer, Draft, OnText, Turn
+from rag.answerers.base import Answerer, Draft, OnStatus, OnText, Turn
 from rag.answerers.extractive import ExtractiveAnswerer
 from rag.answerers.llm import LLMAnswerer
 from rag.config import Settings
@@ -28,4 +28,6 @@ def make_answerer(backend: str, settings: Settings, embedder: Embedder) -> Answe
     raise ConfigError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Answerer", "Draft", "ExtractiveAnswerer", "LLMAnswerer", "OnText", "Turn", "make_answerer"]
+__all__ = [
+    "BACKENDS", "Answerer", "Draft", "ExtractiveAnswerer", "LLMAnswerer", "OnStatus", "OnText", "Turn", "make_answerer"
+]  # fmt: skip

@@ -9,6 +9,8 @@ from typing import Protocol
 from rag.types import Passage, Usage
 
 OnText = Callable[[str], None]
+# Told what the pipeline is doing while nothing is written yet ("Rereading the 5 best abstracts …"), for a UI.
+OnStatus = Callable[[str], None]
 
 
 @dataclass(frozen=True)
