@@ -23,8 +23,7 @@ from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.readable import lead_sentence
-from rag.rerank import DEPTH as RERANK_DEPTH
-from rag.rerank import Likelihood, rerank
+from rag.rerank import Likelihood, contenders, rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
@@ -257,9 +256,8 @@ class Pipeline:
         model: Likelihood = self.answerer("local").model  # type: ignore[attr-defined]
 
         def reorder(passages: list[Passage]) -> list[Passage]:
-            if on_status is not None:
-                papers = len({p.paper_id for p in passages[:RERANK_DEPTH]})
-                on_status(f"Rereading the {papers} best abstracts to rank them…")
+            if on_status is not None and (count := contenders([p.score for p in passages])):
+                on_status(f"Rereading the {count} best abstracts to rank them…")
             return rerank(question, passages, model)
 
         return reorder

@@ -202,10 +202,10 @@ def test_a_local_model_answer_appears_piece_by_piece_before_its_cards(ui: str, b
     assert "local: bundled Qwen2.5-Coder-0.5B-Instruct" in page.inner_text("#llm-status")
     page.get_by_role("radio", name="local").check()
     ask(page, "How does Fisher merging approximate the posterior of each model?")
-    # While the model rereads the best papers to rank them, the chat says so instead of an ellipsis.
+    # While the model reads its prompt, the chat says so instead of an ellipsis.
     page.wait_for_function(
         f"() => {{ const m = {LAST_BOT}; return m && m.querySelector('.status') !== null"
-        " && m.innerText.includes('Rereading the 5 best abstracts'); }",
+        " && m.innerText.includes('The model is reading'); }",
         timeout=120_000,
     )
     # Partial text of the model's reply, before the checked answer with its source cards replaces it.
