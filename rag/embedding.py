@@ -59,22 +59,18 @@ class Remembered:
         """Vectors of `texts`; those not remembered are embedded by `embed` (in one call) and remembered."""
         import numpy as np
 
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        with self._lock:  # what is known is copied out: another question may evict it before this one returns
+            known = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         fresh = dict(zip(missing, embed(missing), strict=True)) if missing else {}
         with self._lock:
             for text, vector in fresh.items():
                 self._vectors[text] = np.asarray(vector, dtype=np.float32)
-            out = []
-            for text in texts:
-                if text in fresh:
-                    out.append(fresh[text])
-                    continue
-                self._vectors.move_to_end(text)
-                out.append(self._vectors[text].tolist())
             while len(self._vectors) > self.size:
                 self._vectors.popitem(last=False)
-        return out
+        return [fresh[t] if t in fresh else known[t].tolist() for t in texts]
 
     def forget(self) -> None:
         """Forget every remembered vector."""

@@ -9,7 +9,7 @@ from typing import Protocol
 from rag.types import Passage, Usage
 
 OnText = Callable[[str], None]
-# Told what the pipeline is doing while nothing is written yet ("Rereading the 5 best abstracts …"), for a UI.
+# Told what the pipeline is doing while nothing is written yet ("Rereading the 2 best abstracts …"), for a UI.
 OnStatus = Callable[[str], None]
 
 
