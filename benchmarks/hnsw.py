@@ -41,16 +41,16 @@ def texts(size: int, queries: int, cache: Path) -> tuple[np.ndarray, np.ndarray]
 
     import rag
     from rag.config import Settings
-    from rag.corpus import parse_file
+    from rag.corpus import merge_records, parse_file
     from rag.embedding import load_embedder
 
-    target = cache / f"text-{size}-{queries}.npz"
+    files = sorted(Settings().corpus.glob("*.txt"))
+    papers = merge_records(r for path in files for r in parse_file(path).records)  # one per paper, as ingest does
+    target = cache / f"text-{len(papers)}papers-{size}-{queries}.npz"
     if target.exists():
         saved = np.load(target)
         return saved["data"], saved["probes"]
-    corpus = Path(rag.__file__).parent / "data" / "corpus"
-    abstracts = [r.abstract for f in sorted(corpus.iterdir()) for r in parse_file(f).records]
-    sentences = [[s for s in rag.split_answer(a) if len(s.split()) >= 4] for a in abstracts]
+    sentences = [[s for s in rag.split_answer(p.abstract) if len(s.split()) >= 4] for p in papers]
     pool = [(i, s) for i, group in enumerate(sentences) for s in group]
     rng = random.Random(0)
     pairs: set[tuple[int, int]] = set()

@@ -23,7 +23,7 @@ from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
 from rag.readable import lead_sentence
-from rag.rerank import Likelihood, contenders, rerank
+from rag.rerank import Likelihood, rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
@@ -255,12 +255,11 @@ class Pipeline:
             return None
         model: Likelihood = self.answerer("local").model  # type: ignore[attr-defined]
 
-        def reorder(passages: list[Passage]) -> list[Passage]:
-            if on_status is not None and (count := contenders([p.score for p in passages])):
+        def reading(count: int) -> None:
+            if on_status is not None:
                 on_status(f"Rereading the {count} best abstracts to rank them…")
-            return rerank(question, passages, model)
 
-        return reorder
+        return lambda passages: rerank(question, passages, model, reading=reading)
 
     def _answer(
         self,

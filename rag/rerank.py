@@ -8,7 +8,7 @@ many parameters", the method's effect) are likely after the right abstract only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from rag.templates import render
@@ -56,14 +56,23 @@ def contenders(scores: Sequence[float], depth: int = DEPTH, margin: float = MARG
     return count if count >= 2 else 0
 
 
-def rerank(question: str, passages: list[Passage], model: Likelihood, depth: int = DEPTH) -> list[Passage]:
+def rerank(
+    question: str,
+    passages: list[Passage],
+    model: Likelihood,
+    depth: int = DEPTH,
+    reading: Callable[[int], None] | None = None,
+) -> list[Passage]:
     """`passages` with their contenders (the first, up to `depth`, within MARGIN of the best) reordered by
     retrieval score plus WEIGHT × query likelihood: each gets that sum as its `score` (shifted so that the best one
-    keeps the best retrieval score) and its likelihood as `rerank`. The rest follow as they were."""
+    keeps the best retrieval score) and its likelihood as `rerank`. The rest follow as they were. `reading` is
+    told how many abstracts the model rereads, before it does."""
     count = contenders([p.score for p in passages], depth)
     head, tail = passages[:count], passages[count:]
     if not head:
         return passages
+    if reading is not None:
+        reading(count)
     values = likelihoods(question, head, model)
     totals = [combined(p.score, value) for p, value in zip(head, values, strict=True)]
     # The new scores keep the best retrieval score as their top, so that what weighs the evidence by the best
