@@ -3,6 +3,7 @@ short excerpts a language model reads instead of whole abstracts."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,16 +86,26 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
     asks_method = asks_name(question) or asks_several(question)
     question_stems = content_stems(question)
     question_names = names(question)
+    lifts = []
     for candidate, vector in zip(candidates, vectors[1:], strict=True):
         semantic = sum(a * b for a, b in zip(vectors[0], vector, strict=True))
         overlap = len(question_stems & content_stems(candidate.text)) / len(question_stems) if question_stems else 0
         candidate.semantic = semantic
         candidate.relevance = SEMANTIC_WEIGHT * semantic + LEXICAL_WEIGHT * overlap + candidate.prior
-        # A question about a method is best answered by the sentence that names it ("we propose SSAM").
-        if asks_method and _PROPOSAL.search(candidate.text):
-            candidate.relevance += 0.1 if names(candidate.text) - question_names else 0.03
         if _BACKGROUND.search(candidate.text):
             candidate.relevance -= 0.05
+        # A question about a method is best answered by the sentence that names it ("we propose SSAM").
+        if asks_method and _PROPOSAL.search(candidate.text):
+            lifts.append((candidate, 0.1 if names(candidate.text) - question_names else 0.03))
+    several = asks_several(question)
+    best_of: dict[str, float] = {}
+    for candidate in candidates:
+        best_of[candidate.paper_id] = max(best_of.get(candidate.paper_id, -math.inf), candidate.relevance)
+    for candidate, lift in lifts:
+        # About several papers, one that names its method is a better answer than one that does not; about one,
+        # the lift picks the paper's sentence, never the paper (the best paper's naming sentence is added anyway).
+        ceiling = math.inf if several else best_of[candidate.paper_id] + 1e-6
+        candidate.relevance = min(candidate.relevance + lift, ceiling)
     return sorted(candidates, key=lambda c: (-c.relevance, c.order))
 
 

@@ -31,10 +31,21 @@ _QUANTITY = re.compile(
     r"accuracy|perplexity|error|ap|score|rate|size|speed|speedup|count|amount|fraction|gain|improvement)\b",
     re.I,
 )
-# A question asking what something is called is best answered by the sentence that names it.
+# A question asking what something is called, or which thing does something ("Which two-step model first
+# scrubs ...", "Is there a technique that ..."), is best answered by the sentence that names it. The words between
+# the question word and the thing are its modifiers, never a verb ("What accuracy does the model reach" asks for
+# a quantity, not a model).
+_THING = (
+    r"(?:paper|work|study|name|method|approach|technique|framework|model|algorithm|system|architecture|benchmark|"
+    r"dataset|loss|strategy|module|scheme|generator|network|codec|predictor|optimi[sz]er|version|variant|tool|"
+    r"toolkit|library|pipeline|agent|attack|defen[cs]e|metric|measure|detector|classifier|recogni[sz]er|estimator|"
+    r"encoder|decoder|objective|regulari[sz]er|mechanism|layer|procedure|protocol|corpus|way|recipe|solver|"
+    r"backbone|baseline|policy|prompt|adapter|transformer|simulator|environment|platform|language)(?:e?s)?"
+)
+_NOT_A_MODIFIER = r"(?!(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will|should|may|might)\b)"
 _NAME = re.compile(
-    r"\b(what|which) (is the )?(paper|work|study|name|method|approach|technique|framework|model|algorithm|system|"
-    r"architecture|benchmark|dataset|loss|strategy|module)\b|\bcalled\b|\bnamed\b",
+    rf"\b(?:what|which)\s+(?:is\s+the\s+)?(?:{_NOT_A_MODIFIER}[\w'-]+\s+){{0,4}}?{_THING}\b"
+    r"|^\s*(?:is|are)\s+there\s+(?:a|an|any)\b|\bcalled\b|\bnamed\b",
     re.I,
 )
 # The thing a "what X does ..." or "how many X were ..." question asks for: the words between the question word

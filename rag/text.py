@@ -23,6 +23,9 @@ STOPWORDS = frozenset(
 NEGATIONS = frozenset({"not", "no", "never", "without", "cannot", "neither", "nor", "fails", "fail", "unable", "none"})
 # A number as written in prose: 16x, 3.2%, 1,000, 50, 2023.
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:%|x\b|×)?")
+# A quantity stated in prose: a number standing on its own (16x, 3.2%, 240,000, 4/8, 7B), not one inside a name
+# (ResNet-34, ID^2, CIFAR-10, GPT-4) nor a number word.
+_QUANTITY = re.compile(r"(?<![\w.^\-/])\d+(?:[.,]\d+)*(?:%|×|x\b|[kKMB]\b)?(?![\w^])")
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -112,3 +115,14 @@ def names(text: str) -> set[str]:
 def negated(text: str) -> bool:
     """Whether `text` contains a negation word."""
     return any(w in NEGATIONS or w.endswith("n't") for w in words(text))
+
+
+def quantities(text: str) -> set[str]:
+    """Numbers `text` states as quantities (see _QUANTITY), normalised as by `numbers`."""
+    found = set()
+    for match in _QUANTITY.finditer(text):
+        start, end = match.span()
+        if end - start == 1 and text[start - 1 : start] == "(" and text[end : end + 1] == ")":
+            continue  # an enumeration, "(1) ..."
+        found.add(match.group(0).replace(",", ""))
+    return found

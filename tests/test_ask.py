@@ -14,9 +14,10 @@ from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
-from rag.question import asks_several
+from rag.question import asks_name, asks_quantity, asks_several
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
+from rag.text import quantities
 from rag.types import Answer, Filters
 from tests.conftest import quoted_from, run_rag
 
@@ -88,6 +89,50 @@ def test_the_number_asked_for_comes_from_the_abstract(pipe: Pipeline) -> None:
     assert_well_formed(answer)
     assert "16x" in answer.text
     assert answer.citations[0].title is None and answer.citations[0].sources[0].file.startswith("000_")
+
+
+def test_a_quantity_question_gets_the_sentence_that_states_the_quantity(pipe: Pipeline) -> None:
+    # The paper's most relevant sentence names its network (KimiaNet) but gives no count; the answer adds the one
+    # that does.
+    answer = pipe.ask("How many image patches were used to train the DenseNet-based network for histopathology?")
+    assert_well_formed(answer)
+    assert "240,000" in answer.text and "KimiaNet" in answer.text
+    assert len(split_answer(answer.text)) <= 3
+
+
+def test_a_question_asking_which_thing_gets_the_sentence_that_names_it(pipe: Pipeline) -> None:
+    # Its most relevant sentences describe the two stages without naming the model; the answer adds the one that
+    # introduces it.
+    answer = pipe.ask(
+        "Which two-step model first removes rain streaks from a photo and then rebuilds the texture details that "
+        "deraining wipes out?"
+    )
+    assert_well_formed(answer)
+    assert "DPENet" in answer.text
+    assert {c.title for c in answer.citations} == {
+        "From heavy rain removal to detail restoration: A faster and better network"
+    }
+
+
+@pytest.mark.parametrize(
+    ("question", "name", "quantity"),
+    [
+        ("Which two-step model first scrubs rain off a photo and then rebuilds its texture?", True, False),
+        ("Is there a technique that drops a user's object into a painting?", True, False),
+        ("What is the technique called that merges models with Fisher weights?", True, False),
+        ("Which version of Adam compresses traffic both ways?", True, False),
+        ("What accuracy does the model reach on ImageNet?", False, True),
+        ("How many whole-slide images did the network train on?", False, True),
+        ("Why does pruning hurt calibration?", False, False),
+    ],
+)
+def test_a_question_says_whether_it_asks_for_a_name_or_a_quantity(question: str, name: bool, quantity: bool) -> None:
+    assert (asks_name(question), asks_quantity(question)) == (name, quantity)
+
+
+def test_a_quantity_is_a_number_standing_on_its_own_not_one_inside_a_name() -> None:
+    text = "ResNet-34 shrinks 16x; 31.6% mAP on ID^2 over 240,000 patches, 4/8 tasks, a 7B model (1) in CIFAR-10."
+    assert quantities(text) == {"16x", "31.6%", "240000", "4", "7B"}
 
 
 def test_a_question_about_several_papers_gets_one_statement_per_paper(pipe: Pipeline) -> None:

@@ -11,10 +11,10 @@ from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, rank_sentences
-from rag.question import asks_quantity, asks_several
+from rag.question import asks_name, asks_quantity, asks_several
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import names, numbers
+from rag.text import names, numbers, quantities
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
@@ -22,10 +22,18 @@ from rag.types import Passage
 MULTI_KEEP_ABOVE = 0.45
 SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
+# An answer about one paper quotes at most this many of its sentences.
+MAX_SINGLE = 3
 # A sentence in which a paper says what it does itself.
 _OWN = re.compile(
     r"^(?:[^,]{0,80},\s*)?(?:we|our|this (?:paper|work|study|survey|review))\b|\b(?:we|this paper) (?:propose|present|"
     r"introduce|develop|design|study|investigate|show)",
+    re.I,
+)
+# A sentence that gives a method its name.
+_INTRODUCES = re.compile(
+    r"\b(?:we|this paper|this work)\s+(?:\w+\s+)?(?:propose|present|introduce|develop|design|build|call|name|term)|"
+    r"\b(?:called|termed|named|dubbed|coined|referred to as)\b",
     re.I,
 )
 
@@ -45,9 +53,6 @@ class ExtractiveAnswerer:
         if not passages:
             return emit(ABSTAIN_PHRASE, on_text)
         candidates = self.rank(question, passages)
-        if asks_quantity(question):  # a sentence that states a number the question does not give, where one does
-            asked = numbers(question)
-            candidates = [c for c in candidates if numbers(c.text) - asked] or candidates
         if not candidates:
             return emit(ABSTAIN_PHRASE, on_text)
         chosen = self._choose(question, candidates)
@@ -94,13 +99,46 @@ class ExtractiveAnswerer:
             order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
             return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
         # One paper: the best sentence, and a second one of the same paper when it adds a name or a number
-        # the first lacks (the method's name, the result), or is nearly as relevant.
+        # the first lacks (the method's name, the result), or is nearly as relevant. A question asking for a
+        # quantity or a name also gets the paper's sentence that states one, when none of these does.
         same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]
         known = names(best.text) | numbers(best.text) | names(question) | numbers(question)
+        chosen = [best]
         for candidate in same:
             adds = (names(candidate.text) | numbers(candidate.text)) - known
             if (adds and candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN) or (
                 candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN / 2
             ):
-                return [best, candidate]
-        return [best]
+                chosen.append(candidate)
+                break
+        wanted = []
+        if asks_quantity(question) and (stating := _stating(question, chosen, same)) is not None:
+            wanted.append(stating)
+        if asks_name(question) and (naming := _naming(question, chosen + wanted, same)) is not None:
+            wanted.append(naming)
+        if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
+            chosen = chosen[:1]
+        return chosen + wanted
+
+
+def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does."""
+    given = numbers(question)
+    if any(quantities(c.text) - given for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    return next((c for c in same if c.text not in texts and quantities(c.text) - given), None)
+
+
+def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's sentence that names what the question asks for, when no chosen sentence names it: the names
+    the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
+    does not hold. Among the sentences holding one, one that introduces it comes first, then the most relevant."""
+    asked = names(question)
+    introduced = {n for c in same + chosen if _INTRODUCES.search(c.text) for n in names(c.text)} - asked
+    wanted = introduced or {n for c in same + chosen for n in names(c.text)} - asked
+    if not wanted or any(names(c.text) & wanted for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    offering = [c for c in same if c.text not in texts and names(c.text) & wanted]
+    return min(offering, key=lambda c: not _INTRODUCES.search(c.text), default=None)
