@@ -33,6 +33,13 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 
 
+# A full stop that ends an abbreviation, not a sentence.
+_ABBREVIATION_END = re.compile(r"\b(?:e\.g|i\.e|cf|vs|viz|resp|approx|Figs?|Eqs?|Sec|Tab|et al)\.$", re.I)
+# A full stop with no space before the next sentence's first word, as scraped text sometimes has it
+# (a lower-case word of three letters or more, so that "Abs.Rel" or "e.g.Foo" stay whole).
+_GLUED = re.compile(r"\b[a-z]{3,}[.!?](?=[A-Z][a-z]{2,})")
+
+
 @cache
 def _punkt():  # type: ignore[no-untyped-def]
     # The tokenizer llama-index's sentence splitter uses (`globals_helper.punkt_tokenizer`, an untrained Punkt),
@@ -54,8 +61,24 @@ def _punkt():  # type: ignore[no-untyped-def]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, whitespace trimmed, as the chunker's sentence tokenizer sees them."""
-    return [(start, end) for start, end in _punkt().span_tokenize(text) if text[start:end].strip()]
+    """(start, end) of each sentence of `text`, whitespace trimmed, as the chunker's sentence tokenizer sees them,
+    except that a sentence does not end at an abbreviation ("(e.g. NeRF)", "i.e. the") and does end where a
+    scraped abstract lost the space after a full stop ("driving video.Existing works")."""
+    spans: list[list[int]] = []
+    for start, end in _punkt().span_tokenize(text):
+        if not text[start:end].strip():
+            continue
+        if spans and _ABBREVIATION_END.search(text, spans[-1][0], spans[-1][1]):
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        for glued in _GLUED.finditer(text, start, end):
+            out.append((start, glued.end()))
+            start = glued.end()
+        out.append((start, end))
+    return out
 
 
 def sentences(text: str) -> list[str]:

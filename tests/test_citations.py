@@ -11,6 +11,7 @@ from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
 from rag.api import _assemble
 from rag.citations import check, clean_draft, is_decline, judge_claim, normalise_markers, split_answer
+from rag.text import sentences
 from rag.types import Passage
 
 FISHER = "Merging Models with Fisher-Weighted Averaging"
@@ -164,3 +165,16 @@ def test_a_claim_that_reverses_the_passages_direction_is_unsupported(pipe: Pipel
     )
     assert not reversed_claim.supported
     assert any("direction reversed" in problem for problem in reversed_claim.problems)
+
+
+def test_a_sentence_does_not_end_at_an_abbreviation_and_does_end_at_a_glued_full_stop() -> None:
+    text = (
+        "Talking head generation needs a driving video.Existing works rely on 2D cues (e.g. landmarks), "
+        "i.e. sparse points. They gain 14% in Abs.Rel on MVSEC. We propose DaGAN."
+    )
+    assert sentences(text) == [
+        "Talking head generation needs a driving video.",
+        "Existing works rely on 2D cues (e.g. landmarks), i.e. sparse points.",
+        "They gain 14% in Abs.Rel on MVSEC.",
+        "We propose DaGAN.",
+    ]
