@@ -15,6 +15,8 @@ The support check is offline and deterministic. A sentence is supported when
   * and enough of its content words appear there: the share of its content-word stems found in the cited
     text, averaged with the best cosine similarity between it and a cited sentence when an embedder is given
     (a paraphrase keeps the meaning while changing words).
+The sentence listing the papers of a several-paper answer is judged on its list alone: its opening words
+("These papers bear on the question:") are the answer's own framing, not something a passage states.
 It cannot tell a fluent claim that recombines words of the passage into a different meaning from a faithful
 one, and it reads metadata claims (authors, dates) against the cited paper's record, not against the web.
 """
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
-from rag.templates import ABSTAIN_PHRASE
+from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE
 from rag.text import content_stems, names, negated, numbers, sentence_spans, sentences, words
 from rag.types import AnswerSentence, Paper, Passage
 
@@ -226,6 +228,8 @@ def judge_claim(
     `count` is the number of distinct papers behind the evidence: a claim may state it ("4 papers ...")."""
     if not evidence:
         return Support(0.0, ("cites no passage",))
+    # The opening of a several-paper answer's listing is the answer's own framing; what it states is the list.
+    claim = claim.removeprefix(LEAD_PHRASE).strip() or claim
     joined = " ".join(evidence)
     problems: list[str] = []
     # A count of the cited papers ("4 papers ...") is backed by the citations themselves.

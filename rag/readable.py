@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 
 from rag.citations import with_markers
+from rag.templates import LEAD_PHRASE
 from rag.types import Paper
 
 # A lead that only links the sentence to the one before it in the abstract.
@@ -48,25 +49,65 @@ _WE_INSIDE = re.compile(r"\bwe\b", re.I)
 # A short method name opening a title ("SpikeGPT: ...", "TALE: ..."): an acronym, a mixed-case word or one with
 # a digit, in at most three words.
 _NAME_LEAD = re.compile(r"^([^:]{1,40}):\s")
+# A sentence in which the abstract introduces its own method, and where in the rest of it the name stands.
+_INTRODUCING = re.compile(
+    r"\b(?:we|this (?:paper|work))\s+(?:\w+\s+)?(?:propose|present|introduce|develop|design|build|name|call|term|"
+    r"dub)s?\b|\b(?:is|are)\s+(?:proposed|introduced|presented)\b",
+    re.I,
+)
+_CALLED = re.compile(r"\b(?:called|named|termed|dubbed|coined|denoted as|referred to as|namely)\s+\(?([^\s()]+)")
+_BRACKETED = re.compile(r"\(([^\s()]+)\)")
+# A plural acronym names a kind of model ("LLMs", "GNNs"), not the paper's own.
+_GENERIC = re.compile(r"^[A-Z]{2,}s$")
+_FIRST_WORDS = re.compile(r"^\s*(?:(?:a|an|the)\s+)?([^\s()]+)")
 
 
-def short_name(paper: Paper) -> str:
-    """How an answer names a paper: the method name its title opens with ("SpikeGPT"), else its title in
+def short_name(paper: Paper, passage: str = "") -> str:
+    """How an answer names a paper: the method name its title opens with ("SpikeGPT"), else the name `passage`
+    (a quoted passage of its abstract) gives the paper's method ("… denoted as DPENet"), else its title in
     quotes."""
     title = (paper.title or "").strip()
     lead = _NAME_LEAD.match(title)
     head = lead.group(1) if lead else ""
     if "$" not in head and "\\" not in head and len(head.split()) <= 3 and any(_is_name(w) for w in head.split()):
         return head
+    introduced = introduced_name(passage) if passage else None
+    if introduced is not None:
+        return introduced
     return f"“{title.rstrip('?!. ')}”" if title else "The untitled paper"
 
 
-def lead_sentence(cited: Sequence[tuple[int, Paper]]) -> str:
-    """The sentence that opens an answer about several papers: each paper by its short name, with its marker
-    ("These papers bear on the question: AdaMerging, “Merging Models …” and … [1][2][3].")."""
-    listed = [short_name(paper) if paper.title else "an untitled paper" for _, paper in cited]
+def introduced_name(passage: str) -> str | None:
+    """The name the first sentence of `passage` that introduces something gives it: the word after "called",
+    "named", "dubbed", "denoted as" …, else an acronym in brackets ("… perturbation (RAP)"), else a name right
+    after the verb ("we propose SliceGPT"); None when no sentence introduces a name."""
+    from rag.text import sentences
+
+    for sentence in sentences(passage):
+        verb = _INTRODUCING.search(sentence)
+        if verb is None:
+            continue
+        rest = sentence[verb.end() :]
+        for pattern in (_CALLED, _BRACKETED, _FIRST_WORDS):
+            for match in pattern.finditer(rest):
+                word = match.group(1).strip(",.;:")
+                if _is_name(word) and 2 <= len(word) <= 24 and not _GENERIC.match(word) and not {"$", "\\"} & set(word):
+                    return word
+    return None
+
+
+def lead_sentence(cited: Sequence[tuple[int, Paper]], names: Sequence[str] | None = None) -> str:
+    """The sentence that opens an answer about several papers: each paper by its short name (or the name given
+    in `names`), with its marker ("These papers bear on the question: AdaMerging, “Merging Models …” and …
+    [1][2][3].")."""
+    listed = [
+        names[i] if names and not names[i].startswith(("“", "The untitled"))
+        else short_name(paper) if paper.title
+        else "an untitled paper"
+        for i, (_, paper) in enumerate(cited)
+    ]  # fmt: skip
     listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
-    return with_markers(f"These papers bear on the question: {listing}.", [number for number, _ in cited])
+    return with_markers(f"{LEAD_PHRASE} {listing}.", [number for number, _ in cited])
 
 
 def _is_name(word: str) -> bool:
@@ -90,6 +131,7 @@ def readable(sentence: str, name: str) -> str:
         "The paper": "The paper’s",
         "A paper": "A paper’s",
         "Another paper": "Another paper’s",
+        "The untitled paper": "The untitled paper’s",
     }.get(name, f"In {name}, the")
     head = ""
     if match := _WE.match(text):

@@ -13,6 +13,8 @@ from rag.errors import ConfigError
 ABSTAIN_PHRASE = "The abstracts in this collection do not answer this question."
 # The words that open a hedged answer: the passages are close to the question but may not state what it asks.
 HEDGE_PHRASE = "The abstracts here may not state exactly this; the closest passages say:"
+# The words that open the sentence listing the papers of an answer about several papers.
+LEAD_PHRASE = "These papers bear on the question:"
 
 # Every template and the exact variables it must use: a missing or unknown variable is an error at load time.
 TEMPLATES: dict[str, frozenset[str]] = {

@@ -44,19 +44,31 @@ _GLUED = re.compile(r"\b[a-z]{3,}[.!?](?=[A-Z][a-z]{2,})")
 def _punkt():  # type: ignore[no-untyped-def]
     # The tokenizer llama-index's sentence splitter uses (`globals_helper.punkt_tokenizer`, an untrained Punkt),
     # made directly: importing llama_index.core costs about a second that answering a question need not pay.
-    # nltk's package import also loads scipy.stats and scikit-learn (2 s together) for statistics and classifiers
-    # this does not use, each in a `try` that does without it; they are kept out while nltk loads, unless
-    # something has loaded them already.
+    # nltk's package import loads its parsers, chunkers, translation metrics and more (and, through them,
+    # scipy.stats and scikit-learn) to export them; Punkt needs none of it. Unless nltk is loaded already, its
+    # Punkt module is loaded under bare package entries, and every nltk module so loaded is then forgotten, so
+    # that a later `import nltk` (llama-index's, during an ingest in this process) loads the package whole.
+    import importlib.util
     import sys
+    import types
 
-    blocked = [name for name in ("scipy.stats", "sklearn") if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None
-    try:
-        from nltk.tokenize import PunktSentenceTokenizer
-    finally:
-        for name in blocked:
-            del sys.modules[name]
+    if "nltk" in sys.modules:
+        from nltk.tokenize.punkt import PunktSentenceTokenizer
+    else:
+        spec = importlib.util.find_spec("nltk")
+        root = (spec.submodule_search_locations or [None])[0] if spec else None
+        if root is None:
+            raise ModuleNotFoundError("nltk is not installed")
+        bare = {"nltk": root, "nltk.tokenize": f"{root}/tokenize"}
+        for name, path in bare.items():
+            package = types.ModuleType(name)
+            package.__path__ = [path]
+            sys.modules[name] = package
+        try:
+            from nltk.tokenize.punkt import PunktSentenceTokenizer
+        finally:
+            for name in [name for name in sys.modules if name == "nltk" or name.startswith("nltk.")]:
+                del sys.modules[name]
     return PunktSentenceTokenizer()
 
 

@@ -265,10 +265,12 @@ def test_every_sentence_of_every_development_answer_is_quoted_from_its_cited_pas
         for sentence in sentences:
             assert sentence.supported, (row["id"], sentence.text, sentence.problems)
             cited = [by_number[m] for m in sentence.markers]
-            assert any(quoted_from(sentence.claim, c.passage, short_name(papers[c.paper_id])) for c in cited), (
-                row["id"],
-                sentence.claim,
-            )
+            # A paper goes by its title's method name, or in a listing by the name its cited passage gives it.
+            assert any(
+                quoted_from(sentence.claim, c.passage, name)
+                for c in cited
+                for name in {short_name(papers[c.paper_id]), short_name(papers[c.paper_id], c.passage)}
+            ), (row["id"], sentence.claim)
             rewritten += not any(sentence.claim.rstrip(".!?") in c.passage for c in cited)
     assert answered >= len(questions) // 2
     assert rewritten > 0  # some abstract said "we"

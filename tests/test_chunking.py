@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from rag.chunking import Chunker
@@ -49,3 +52,23 @@ def test_token_counts_come_from_the_bundled_cl100k_file_without_network() -> Non
 
 def test_signature_changes_with_size_and_overlap() -> None:
     assert len({Chunker(128).signature, Chunker(64).signature, Chunker(128, 16).signature}) == 3
+
+
+def test_splitting_sentences_before_an_ingest_leaves_nltk_whole_for_the_chunker(papers) -> None:  # type: ignore[no-untyped-def]
+    # Answering loads only nltk's Punkt module; an ingest later in the same process (the UI's) imports the whole
+    # package through llama-index. A fresh process, since this one has loaded nltk already.
+    script = (
+        "import sys\n"
+        "from rag.text import sentences\n"
+        "assert sentences('One sentence here. Another one here.') == ['One sentence here.', 'Another one here.']\n"
+        "assert 'nltk' not in sys.modules, 'answering left a partial nltk behind'\n"
+        "import nltk\n"
+        "assert nltk.tokenize.punkt.PunktSentenceTokenizer and nltk.word_tokenize\n"
+        "from rag.chunking import Chunker\n"
+        "from rag.types import Paper\n"
+        f"paper = Paper.model_validate_json({papers[0].model_dump_json()!r})\n"
+        "print(len(Chunker(64).chunk(paper)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == len(Chunker(64).chunk(papers[0]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.readable import readable, short_name
+from rag.readable import introduced_name, lead_sentence, readable, short_name
 from rag.types import Paper
 
 
@@ -39,6 +39,7 @@ from rag.types import Paper
         ),
         ("Moreover, the model reaches 90% accuracy on US data.", "X", "The model reaches 90% accuracy on US data."),
         ("Recent works study merging.", "X", "Recent works study merging."),
+        ("Our analysis shows leakage.", "The untitled paper", "The untitled paper’s analysis shows leakage."),
     ],
 )
 def test_a_quoted_sentence_names_its_paper_and_drops_a_dangling_lead(sentence: str, name: str, expected: str) -> None:
@@ -59,7 +60,11 @@ def test_a_quoted_sentence_names_its_paper_and_drops_a_dangling_lead(sentence: s
     ],
 )
 def test_a_paper_is_named_by_the_method_its_title_opens_with_else_by_its_title(title: str, name: str) -> None:
-    paper = Paper(
+    assert short_name(a_paper(title)) == name
+
+
+def a_paper(title: str | None) -> Paper:
+    return Paper(
         paper_id="p",
         title=title,
         abstract="An abstract.",
@@ -74,4 +79,31 @@ def test_a_paper_is_named_by_the_method_its_title_opens_with_else_by_its_title(t
         organization=None,
         sources=[],
     )
-    assert short_name(paper) == name
+
+
+@pytest.mark.parametrize(
+    ("passage", "name"),
+    [
+        (
+            "Attacks transfer poorly. We propose a novel attack method, dubbed reverse adversarial perturbation (RAP).",
+            "RAP",
+        ),
+        ("We introduce a dual-stage progressive enhancement network, denoted as DPENet, for deraining.", "DPENet"),
+        ("In this paper, we propose SliceGPT, a new post-training sparsification scheme.", "SliceGPT"),
+        ("We present Relay Residual Diffusion Extreme Image Compression (RDEIC), which uses x.", "RDEIC"),
+        # A plural acronym is a kind of model, and a sentence that introduces nothing names nothing.
+        ("We propose to rank with Large Language Models (LLMs).", None),
+        ("CIFAR-10 (C10) is a benchmark. Results on ImageNet improve.", None),
+    ],
+)
+def test_the_name_a_passage_gives_its_method_is_the_one_it_introduces(passage: str, name: str | None) -> None:
+    assert introduced_name(passage) == name
+
+
+def test_papers_listed_together_go_by_the_names_their_passages_give_them_when_their_titles_give_none() -> None:
+    titled, named = a_paper("SpikeGPT: Spiking Language Models"), a_paper("Boosting the Transferability of Attacks")
+    passage = "We propose a novel attack method, dubbed reverse adversarial perturbation (RAP)."
+    assert short_name(named, passage) == "RAP" and short_name(titled, passage) == "SpikeGPT"
+    assert short_name(named) == "“Boosting the Transferability of Attacks”"
+    lead = lead_sentence([(1, titled), (2, named), (3, a_paper(None))], ["SpikeGPT", "RAP", "The untitled paper"])
+    assert lead == "These papers bear on the question: SpikeGPT, RAP and an untitled paper [1][2][3]."

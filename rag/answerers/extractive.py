@@ -65,17 +65,29 @@ class ExtractiveAnswerer:
         about several papers opens with a sentence listing them, and then names each by its method's name, or
         as "A paper", "Another paper"."""
         papers = {s.paper_id: passages[s.number - 1].paper for s in chosen}
+        # Each paper by the name its title opens with; in an answer listing several papers, or for an untitled
+        # paper, else by the name its first quoted passage gives its method (the passage that sentence cites, so
+        # that the name is in what it cites), since a list of whole titles is hard to read.
+        listing = several and len(papers) >= 2
+        named: dict[str, str] = {}
+        for s in chosen:
+            paper = papers[s.paper_id]
+            passage = passages[s.number - 1].text if listing or not paper.title else ""
+            named.setdefault(s.paper_id, short_name(paper, passage))
         numbers = list(dict.fromkeys(s.number for s in chosen))
         out = []
-        if several and len(papers) >= 2:
-            out.append(lead_sentence([(n, passages[n - 1].paper) for n in numbers]))
+        if listing:
+            cited = [(n, passages[n - 1].paper) for n in numbers]
+            out.append(lead_sentence(cited, [named[passages[n - 1].paper_id] for n in numbers]))
         previous: str | None = None
         unnamed = 0
         for sentence in chosen:
-            name = short_name(papers[sentence.paper_id])
+            name = named[sentence.paper_id]
             if sentence.paper_id == previous:
                 name = "It"
-            elif out and name.startswith("“"):  # the lead gave the title already
+            elif out and (name.startswith(("“", "The untitled")) or (listing and name in sentence.text)):
+                # the lead gave the title already, or the sentence names the method itself: "The paper" would
+                # not tell the papers apart
                 name = "A paper" if unnamed == 0 else "Another paper"
             text = readable(sentence.text, name)
             unnamed += text.startswith(("A paper", "Another paper"))
