@@ -56,7 +56,17 @@ _INTRODUCING = re.compile(
     re.I,
 )
 _CALLED = re.compile(r"\b(?:called|named|termed|dubbed|coined|denoted as|referred to as|namely)\s+\(?([^\s()]+)")
+# How many words after the introducing verb an acronym in brackets may stand to name what is introduced.
+BRACKET_REACH = 15
 _BRACKETED = re.compile(r"\(([^\s()]+)\)")
+# What "This paper presents ..." presents when it is no method of its own.
+_A_STUDY = re.compile(
+    r"^\s*(?:(?:a|an|the|our)\s+)?(?:\w+\s+){0,2}?(?:study|analysis|survey|review|overview|investigation|"
+    r"examination|comparison|evaluation)\b",
+    re.I,
+)
+# A name as an answer may write it: letters, digits, "-", "+" and ".", no markup ("KD^{3}", "``Knowledge").
+_WORD_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9+.\-]*[A-Za-z0-9+])?")
 # A plural acronym names a kind of model ("LLMs", "GNNs"), not the paper's own.
 _GENERIC = re.compile(r"^[A-Z]{2,}s$")
 _FIRST_WORDS = re.compile(r"^\s*(?:(?:a|an|the)\s+)?([^\s()]+)")
@@ -78,21 +88,27 @@ def short_name(paper: Paper, passage: str = "") -> str:
 
 
 def introduced_name(passage: str) -> str | None:
-    """The name the first sentence of `passage` that introduces something gives it: the word after "called",
-    "named", "dubbed", "denoted as" …, else an acronym in brackets ("… perturbation (RAP)"), else a name right
-    after the verb ("we propose SliceGPT"); None when no sentence introduces a name."""
+    """The name `passage` gives the method it introduces, from the first sentence that introduces one: the word
+    after "called", "named", "dubbed", "denoted as" …, else an acronym in brackets ("… perturbation (RAP)"),
+    else a name right after the verb ("we propose SliceGPT"). A sentence presenting a study or survey introduces
+    nothing. None when there is no such sentence, or when the name it gives cannot be written as a word
+    ("dubbed ``Knowledge Distillation …'' (KD^{3})"): then another term of the passage would be a guess."""
     from rag.text import sentences
 
     for sentence in sentences(passage):
         verb = _INTRODUCING.search(sentence)
-        if verb is None:
+        if verb is None or _A_STUDY.match(sentence[verb.end() :]):
             continue
         rest = sentence[verb.end() :]
         for pattern in (_CALLED, _BRACKETED, _FIRST_WORDS):
             for match in pattern.finditer(rest):
-                word = match.group(1).strip(",.;:")
-                if _is_name(word) and 2 <= len(word) <= 24 and not _GENERIC.match(word) and not {"$", "\\"} & set(word):
+                if pattern is _BRACKETED and len(rest[: match.start()].split()) > BRACKET_REACH:
+                    break  # an acronym that far from the verb abbreviates something else ("… modeling (MLM)")
+                word = match.group(1).strip(",.;:`'\"“”‘’")
+                if _WORD_NAME.fullmatch(word) and _is_name(word) and len(word) <= 24 and not _GENERIC.match(word):
                     return word
+        if _CALLED.search(rest) or _BRACKETED.search(rest):
+            return None  # it names its method, in a form no answer can write
     return None
 
 

@@ -94,6 +94,15 @@ def a_paper(title: str | None) -> Paper:
         # A plural acronym is a kind of model, and a sentence that introduces nothing names nothing.
         ("We propose to rank with Large Language Models (LLMs).", None),
         ("CIFAR-10 (C10) is a benchmark. Results on ImageNet improve.", None),
+        # A study introduces no method; its acronym is someone else's, and so is one far from the verb.
+        ("This paper presents a study of Classifier-Free Guidance (CFG). We propose Adaptive Guidance (AG).", "AG"),
+        (
+            "We propose self-evolution learning for PLMs to wisely predict the informative tokens that should be "
+            "masked, and supervise the masked language modeling (MLM) process with rectified smooth labels.",
+            None,
+        ),
+        # It names its method in a form no answer can write: no other term stands in for it.
+        ("We propose a method dubbed ``Knowledge Distillation'' (KD^{3}). We build a block called MixDist.", None),
     ],
 )
 def test_the_name_a_passage_gives_its_method_is_the_one_it_introduces(passage: str, name: str | None) -> None:
