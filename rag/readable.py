@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from rag.citations import with_markers
 from rag.templates import LEAD_PHRASE
+from rag.text import sentences
 from rag.types import Paper
 
 # A lead that only links the sentence to the one before it in the abstract.
@@ -93,8 +94,6 @@ def introduced_name(passage: str) -> str | None:
     else a name right after the verb ("we propose SliceGPT"). A sentence presenting a study or survey introduces
     nothing. None when there is no such sentence, or when the name it gives cannot be written as a word
     ("dubbed ``Knowledge Distillation …'' (KD^{3})"): then another term of the passage would be a guess."""
-    from rag.text import sentences
-
     for sentence in sentences(passage):
         verb = _INTRODUCING.search(sentence)
         if verb is None or _A_STUDY.match(sentence[verb.end() :]):
@@ -116,12 +115,8 @@ def lead_sentence(cited: Sequence[tuple[int, Paper]], names: Sequence[str] | Non
     """The sentence that opens an answer about several papers: each paper by its short name (or the name given
     in `names`), with its marker ("These papers bear on the question: AdaMerging, “Merging Models …” and …
     [1][2][3].")."""
-    listed = [
-        names[i] if names and not names[i].startswith(("“", "The untitled"))
-        else short_name(paper) if paper.title
-        else "an untitled paper"
-        for i, (_, paper) in enumerate(cited)
-    ]  # fmt: skip
+    given = names or [short_name(paper) for _, paper in cited]
+    listed = ["an untitled paper" if name == "The untitled paper" else name for name in given]
     listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
     return with_markers(f"{LEAD_PHRASE} {listing}.", [number for number, _ in cited])
 
