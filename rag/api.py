@@ -233,9 +233,11 @@ class Pipeline:
             filters = filters.model_copy(update=update)
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
-        # below another paper's.
+        # below another paper's. About several papers, of every paper: each is described by the sentence saying
+        # what it does, which is often not in the chunk that matched the question.
+        expand = k if asks_several(question) else EXPAND_PAPERS
         reorder = self._reranker(question, chosen, on_status) if intent is None else None
-        passages = retriever.retrieve(query, k, filters, expand=EXPAND_PAPERS, reorder=reorder)
+        passages = retriever.retrieve(query, k, filters, expand=expand, reorder=reorder)
         timings["retrieval"] = time.perf_counter() - tick
 
         answer = self._answer(question, chosen, passages, turns, intent, on_text, on_status)

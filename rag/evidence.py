@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.question import asks_name, asks_several
-from rag.text import content_stems, names, sentence_spans
+from rag.text import INTRODUCES, content_stems, names, sentence_spans
 from rag.types import Passage
 
 # Sentences that point elsewhere rather than state a finding: links, code and data availability.
@@ -27,9 +27,6 @@ _BACKGROUND = re.compile(
     r"previous|current|conventional|many|most)\b|\bha(s|ve) (achieved|shown|emerged|attracted|gained|become)\b"
     r"|^as [\w -]+ (becomes?|grows?|continues?|increases?)\b|\bit is (crucial|important|essential)\b",
     re.I,
-)
-_PROPOSAL = re.compile(
-    r"\b(we (propose|present|introduce|develop|design|build)|called|termed|named|dubbed|coined|referred to as)\b", re.I
 )
 # Weights of a sentence's meaning match and word overlap with the question: chosen on the development
 # questions (README, "Answering").
@@ -60,8 +57,14 @@ class Sentence:
     order: tuple[int, int] = field(default=(0, 0))  # (paper's rank, offset in its abstract)
 
 
-def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedder) -> list[Sentence]:
-    """Every sentence of every passage that states a finding, scored against the question, best first."""
+def rank_sentences(
+    question: str,
+    passages: Sequence[Passage],
+    embedder: Embedder,
+    keep: Callable[[Passage, str], bool] | None = None,
+) -> list[Sentence]:
+    """Every sentence of every passage that states a finding (and that `keep` keeps), scored against the question,
+    best first."""
     if not passages:
         return []
     top_score = max(p.score for p in passages)
@@ -78,7 +81,9 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
         )
         for number, passage in enumerate(passages, 1)
         for start, end in sentence_spans(passage.text)
-        if len(passage.text[start:end].split()) >= 4 and not _NOT_A_FINDING.search(passage.text[start:end])
+        if len(passage.text[start:end].split()) >= 4
+        and not _NOT_A_FINDING.search(passage.text[start:end])
+        and (keep is None or keep(passage, passage.text[start:end]))
     ]
     if not candidates:
         return []
@@ -95,7 +100,7 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
         if _BACKGROUND.search(candidate.text):
             candidate.relevance -= 0.05
         # A question about a method is best answered by the sentence that names it ("we propose SSAM").
-        if asks_method and _PROPOSAL.search(candidate.text):
+        if asks_method and INTRODUCES.search(candidate.text):
             lifts.append((candidate, 0.1 if names(candidate.text) - question_names else 0.03))
     several = asks_several(question)
     best_of: dict[str, float] = {}

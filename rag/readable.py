@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from rag.citations import with_markers
 from rag.templates import LEAD_PHRASE
-from rag.text import sentences
+from rag.text import INTRODUCING, sentences
 from rag.types import Paper
 
 # A lead that only links the sentence to the one before it in the abstract.
@@ -50,12 +50,7 @@ _WE_INSIDE = re.compile(r"\bwe\b", re.I)
 # A short method name opening a title ("SpikeGPT: ...", "TALE: ..."): an acronym, a mixed-case word or one with
 # a digit, in at most three words.
 _NAME_LEAD = re.compile(r"^([^:]{1,40}):\s")
-# A sentence in which the abstract introduces its own method, and where in the rest of it the name stands.
-_INTRODUCING = re.compile(
-    r"\b(?:we|this (?:paper|work))\s+(?:\w+\s+)?(?:propose|present|introduce|develop|design|build|name|call|term|"
-    r"dub)s?\b|\b(?:is|are)\s+(?:proposed|introduced|presented)\b",
-    re.I,
-)
+# Where, in the rest of a sentence introducing a method (rag.text.INTRODUCING), its name stands.
 _CALLED = re.compile(r"\b(?:called|named|termed|dubbed|coined|denoted as|referred to as|namely)\s+\(?([^\s()]+)")
 # How many words after the introducing verb an acronym in brackets may stand to name what is introduced.
 BRACKET_REACH = 15
@@ -95,7 +90,7 @@ def introduced_name(passage: str) -> str | None:
     nothing. None when there is no such sentence, or when the name it gives cannot be written as a word
     ("dubbed ``Knowledge Distillation …'' (KD^{3})"): then another term of the passage would be a guess."""
     for sentence in sentences(passage):
-        verb = _INTRODUCING.search(sentence)
+        verb = INTRODUCING.search(sentence)
         if verb is None or _A_STUDY.match(sentence[verb.end() :]):
             continue
         rest = sentence[verb.end() :]

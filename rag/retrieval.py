@@ -213,6 +213,7 @@ class Retriever:
                 score=lead.score,
                 dense=round(cosines.get(chunk.chunk_id, 0.0), 6),
                 lexical=0.0,
+                expanded=True,
             )
             for lead, chunk in sorted(extra, key=lambda item: (passages.index(item[0]), item[1].start))
         ]

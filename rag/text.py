@@ -21,6 +21,23 @@ STOPWORDS = frozenset(
     """.split()
 )
 NEGATIONS = frozenset({"not", "no", "never", "without", "cannot", "neither", "nor", "fails", "fail", "unable", "none"})
+# How an abstract speaks of its own work ("we", "this paper", "the paper", with an adverb: "we further"), and the
+# verbs by which it introduces a method: one definition for ranking, quoting and naming sentences.
+_AUTHORS = r"\b(?:we|th(?:is|e) (?:paper|work|study|article))\s+(?:\w+\s+)?"
+_INTRODUCE = r"(?:propos|present|introduc|develop|design|buil|call|nam|term|dub)\w*"
+# A sentence that introduces a method of the paper's own: "we propose …", "the paper presents …", "… dubbed RAP".
+INTRODUCES = re.compile(
+    rf"{_AUTHORS}{_INTRODUCE}|\b(?:called|termed|named|dubbed|coined|denoted as|referred to as)\b", re.I
+)
+# The verb by which a sentence introduces something, active or passive ("we propose", "… is proposed"); what is
+# introduced follows it.
+INTRODUCING = re.compile(rf"{_AUTHORS}{_INTRODUCE}|\b(?:is|are)\s+(?:proposed|introduced|presented)\b", re.I)
+# A sentence in which the paper says what it does itself ("We …", "In this work, our …", "the paper proposes …").
+OWN_WORK = re.compile(
+    r"^(?:[^,]{0,80},\s*)?(?:we|our|this (?:paper|work|study|survey|review))\b"
+    rf"|{_AUTHORS}(?:propose|present|introduce|develop|design|study|investigate|show)",
+    re.I,
+)
 # A number as written in prose: 16x, 3.2%, 1,000, 50, 2023.
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:%|x\b|×)?")
 # A quantity stated in prose: a number standing on its own (16x, 3.2%, 240,000, 4/8, 7B), not one inside a name

@@ -172,6 +172,11 @@ class Passage(BaseModel):
         description="When reranked: the mean log-probability per token of the question after the passage's paper "
         "(its title and whole abstract).",
     )
+    expanded: bool = Field(
+        default=False,
+        description="Not retrieved itself: another chunk of a retrieved paper, added so that the answer can draw on "
+        "its whole abstract.",
+    )
 
     @property
     def paper_id(self) -> str:

@@ -143,6 +143,27 @@ def test_a_question_about_several_papers_gets_one_statement_per_paper(pipe: Pipe
     assert len(answer.passages) >= 8  # questions about several papers look wider
 
 
+def test_each_paper_of_a_several_paper_answer_is_described_by_what_it_does(pipe: Pipeline) -> None:
+    """AdaMerging's chunk that matches the question sets the scene ("A recent development known as task arithmetic
+    ..."); the sentence naming its own method is in another chunk of its abstract, and the answer gives that one.
+    KnFu's abstract speaks of itself in the third person ("the paper proposes ...")."""
+    answer = pipe.ask("Which papers here merge fine-tuned models, and how do their methods differ?")
+    assert_well_formed(answer)
+    body = [parse_markers(sentence)[0] for sentence in split_answer(answer.text)[1:]]
+    assert any("AdaMerging" in claim for claim in body), answer.text
+    assert not any("task arithmetic" in claim for claim in body), answer.text
+    # Every retrieved paper comes with its whole abstract, the chunks added for it marked as such.
+    retrieved = [p for p in answer.passages if not p.expanded]
+    for passage in retrieved:
+        chunks = {p.chunk_id for p in answer.passages if p.paper_id == passage.paper_id}
+        assert len(chunks) == len(pipe.retriever.catalogue.lexical.paper_chunks(passage.paper_id))
+    assert len(retrieved) >= 8 and len(answer.passages) > len(retrieved)
+
+    federated = pipe.ask("Which papers study federated learning, and how do they differ?")
+    assert_well_formed(federated)
+    assert any("proposes Effective Knowledge Fusion (KnFu)" in s for s in split_answer(federated.text)), federated.text
+
+
 def test_metadata_questions_are_answered_from_the_paper_records(pipe: Pipeline) -> None:
     authors = pipe.ask("Who wrote the paper on compressing radiance fields to 1 MB?")
     assert authors.text == (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.readable import introduced_name, lead_sentence, readable, short_name
+from rag.text import INTRODUCES, OWN_WORK
 from rag.types import Paper
 
 
@@ -116,3 +117,23 @@ def test_papers_listed_together_go_by_the_names_their_passages_give_them_when_th
     assert short_name(named) == "“Boosting the Transferability of Attacks”"
     lead = lead_sentence([(1, titled), (2, named), (3, a_paper(None))], ["SpikeGPT", "RAP", "The untitled paper"])
     assert lead == "These papers bear on the question: SpikeGPT, RAP and an untitled paper [1][2][3]."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "introduces", "own"),
+    [
+        ("We propose SpikeGPT, a generative language model.", True, True),
+        ("In this context, the paper proposes Effective Knowledge Fusion (KnFu) algorithm.", True, True),
+        ("We further develop a two-stage algorithm named FedSLR.", True, True),
+        ("This work introduces an innovative technique called Adaptive Model Merging (AdaMerging).", True, True),
+        ("Our approach, dubbed reverse adversarial perturbation (RAP), is simple.", True, True),
+        ("In this work, we study the role of guidance in diffusion models.", False, True),
+        ("Recent works like FuseLLM and FuseChat have demonstrated the potential of transfer.", False, False),
+        ("A recent development known as task arithmetic has revealed that models can be merged.", False, False),
+    ],
+)
+def test_one_definition_says_which_sentences_introduce_a_method_and_which_speak_of_the_paper_itself(
+    sentence: str, introduces: bool, own: bool
+) -> None:
+    assert bool(INTRODUCES.search(sentence)) is introduces
+    assert bool(OWN_WORK.search(sentence)) is own

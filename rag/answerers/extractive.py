@@ -4,7 +4,6 @@ from the records, and the decision to decline is made by rag/confidence.py, befo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from rag.answerers.base import Draft, OnText, Turn, emit
@@ -14,7 +13,7 @@ from rag.evidence import Sentence, rank_sentences
 from rag.question import asks_name, asks_quantity, asks_several
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import names, numbers, quantities
+from rag.text import INTRODUCES, OWN_WORK, names, numbers, quantities
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
@@ -24,18 +23,6 @@ SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
 # An answer about one paper quotes at most this many of its sentences.
 MAX_SINGLE = 3
-# A sentence in which a paper says what it does itself.
-_OWN = re.compile(
-    r"^(?:[^,]{0,80},\s*)?(?:we|our|this (?:paper|work|study|survey|review))\b|\b(?:we|this paper) (?:propose|present|"
-    r"introduce|develop|design|study|investigate|show)",
-    re.I,
-)
-# A sentence that gives a method its name.
-_INTRODUCES = re.compile(
-    r"\b(?:we|this paper|this work)\s+(?:\w+\s+)?(?:propose|present|introduce|develop|design|build|call|name|term)|"
-    r"\b(?:called|termed|named|dubbed|coined|referred to as)\b",
-    re.I,
-)
 
 
 class ExtractiveAnswerer:
@@ -96,18 +83,30 @@ class ExtractiveAnswerer:
         return out
 
     def rank(self, question: str, passages: Sequence[Passage]) -> list[Sentence]:
-        """Every sentence of every passage, scored against the question, best first."""
+        """Every sentence of every passage, scored against the question, best first. About several papers, of the
+        chunks added to give a paper's whole abstract only the sentences saying what the paper does: they are all
+        `_choose` takes from them, and a question about eight papers would otherwise embed some two hundred."""
+        if asks_several(question):
+            return rank_sentences(
+                question, passages, self.embedder, keep=lambda p, text: not p.expanded or bool(OWN_WORK.search(text))
+            )
         return rank_sentences(question, passages, self.embedder)
 
     def _choose(self, question: str, ranked: list[Sentence]) -> list[Sentence]:
         best = ranked[0]
         if asks_several(question):
-            # Each paper's best sentence close enough to the question, preferring one that says what the paper
-            # itself does ("we propose ...") over one that sets the scene.
+            # The papers with a sentence close enough to the question, each described by its most relevant
+            # sentence saying what the paper itself does ("we propose ..."), however close that one is: the topic
+            # sentence that matched ("Domain adaptation attempts to ...") tells the papers apart by nothing.
+            kept = {c.paper_id for c in ranked if c.semantic >= MULTI_KEEP_ABOVE}
             per_paper: dict[str, Sentence] = {}
-            for candidate in sorted(ranked, key=lambda c: not _OWN.search(c.text)):
-                if candidate.semantic >= MULTI_KEEP_ABOVE and candidate.paper_id not in per_paper:
-                    per_paper[candidate.paper_id] = candidate
+            for candidate in ranked:
+                if candidate.paper_id in kept and (
+                    OWN_WORK.search(candidate.text) or candidate.semantic >= MULTI_KEEP_ABOVE
+                ):
+                    mine = per_paper.get(candidate.paper_id)
+                    if mine is None or (OWN_WORK.search(candidate.text) and not OWN_WORK.search(mine.text)):
+                        per_paper[candidate.paper_id] = candidate
             order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
             return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
         # One paper: the best sentence, and a second one of the same paper when it adds a name or a number
@@ -147,10 +146,10 @@ def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sent
     the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
     does not hold. Among the sentences holding one, one that introduces it comes first, then the most relevant."""
     asked = names(question)
-    introduced = {n for c in same + chosen if _INTRODUCES.search(c.text) for n in names(c.text)} - asked
+    introduced = {n for c in same + chosen if INTRODUCES.search(c.text) for n in names(c.text)} - asked
     wanted = introduced or {n for c in same + chosen for n in names(c.text)} - asked
     if not wanted or any(names(c.text) & wanted for c in chosen):
         return None
     texts = {c.text for c in chosen}
     offering = [c for c in same if c.text not in texts and names(c.text) & wanted]
-    return min(offering, key=lambda c: not _INTRODUCES.search(c.text), default=None)
+    return min(offering, key=lambda c: not INTRODUCES.search(c.text), default=None)
