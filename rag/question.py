@@ -102,12 +102,20 @@ def asks_several(question: str) -> bool:
 
 def asks_quantity(question: str) -> bool:
     """Whether the question asks for a number ("how many", "what accuracy", "by how much")."""
-    return bool(_QUANTITY.search(question))
+    return bool(_QUANTITY.search(asking_sentence(question)))
 
 
 def asks_name(question: str) -> bool:
     """Whether the question asks what a method, model or dataset is, or is called."""
-    return bool(_NAME.search(question))
+    return bool(_NAME.search(asking_sentence(question)))
+
+
+def asking_sentence(question: str) -> str:
+    """The sentence of `question` that asks (the last one with a question mark, else the last): what it asks for is
+    read there, not in the context before it ("A localiser learns which observations are seen together. Which
+    benchmark …?")."""
+    sentences = [s for s in _SENTENCE_END.split(question) if s.strip()]
+    return next((s for s in reversed(sentences) if "?" in s), sentences[-1] if sentences else question)
 
 
 def asked_for(question: str) -> set[str]:
@@ -115,8 +123,7 @@ def asked_for(question: str) -> set[str]:
     empty set when it asks for nothing more specific than a paper or a method. Read in the sentence that asks
     (the context before it may say "which observations are seen together"); a share or count is asked for by
     what it is of ("what fraction of the total parameters" → {"total", "paramet"})."""
-    asking = [s for s in _SENTENCE_END.split(re.sub(r"\s*\([^)]*\)", "", question)) if s.strip()]
-    match = _ASKED_FOR.search(next((s for s in reversed(asking) if "?" in s), asking[-1] if asking else ""))
+    match = _ASKED_FOR.search(asking_sentence(re.sub(r"\s*\([^)]*\)", "", question)))
     if match is None:
         return set()
     phrase = match.group(1)

@@ -124,6 +124,12 @@ def test_a_question_asking_which_thing_gets_the_sentence_that_names_it(pipe: Pip
         ("What accuracy does the model reach on ImageNet?", False, True),
         ("How many whole-slide images did the network train on?", False, True),
         ("Why does pruning hurt calibration?", False, False),
+        # what the context says ("how many heads") is not what is asked
+        (
+            "A recognizer reaches 90% accuracy, and how many heads it uses grows with depth. Which model is it?",
+            True,
+            False,
+        ),
     ],
 )
 def test_a_question_says_whether_it_asks_for_a_name_or_a_quantity(question: str, name: bool, quantity: bool) -> None:
