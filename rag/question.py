@@ -55,14 +55,7 @@ _ASKED_FOR = re.compile(
     r"(?:do|does|did|is|are|was|were|has|have|had|can|could)\b",
     re.I,
 )
-_PREPOSITIONAL = re.compile(r"(?:^|\s)(?:on|in|of|for|with|by|to|from|at|per)\s.*$", re.I)
-# A share or count is asked for by what it is of: "(what) fraction of the total parameters", "(how many) of the
-# nine benchmarks".
-_SHARE_OF = re.compile(
-    r"(?:(?:fraction|percentage|percent|proportion|share|ratio|portion|number|amount|count)\s+)?of\s+(.+)$", re.I
-)
-# Where a question's sentences end: the one that asks is read for what it asks.
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
+_PREPOSITIONAL = re.compile(r"\s(?:on|in|of|for|with|by|to|from|at|per)\s.*$", re.I)
 # Words that say what kind of thing is asked for without naming it, or compare without naming a measure.
 _UNSPECIFIC = frozenset(
     "paper papers work works study studies article approach approaches method methods technique techniques one ones "
@@ -102,34 +95,22 @@ def asks_several(question: str) -> bool:
 
 def asks_quantity(question: str) -> bool:
     """Whether the question asks for a number ("how many", "what accuracy", "by how much")."""
-    return bool(_QUANTITY.search(asking_sentence(question)))
+    return bool(_QUANTITY.search(question))
 
 
 def asks_name(question: str) -> bool:
     """Whether the question asks what a method, model or dataset is, or is called."""
-    return bool(_NAME.search(asking_sentence(question)))
-
-
-def asking_sentence(question: str) -> str:
-    """The sentence of `question` that asks (the last one with a question mark, else the last): what it asks for is
-    read there, not in the context before it ("A localiser learns which observations are seen together. Which
-    benchmark …?")."""
-    sentences = [s for s in _SENTENCE_END.split(question) if s.strip()]
-    return next((s for s in reversed(sentences) if "?" in s), sentences[-1] if sentences else question)
+    return bool(_NAME.search(question))
 
 
 def asked_for(question: str) -> set[str]:
     """The stemmed words naming what the question asks for ("What perplexity does ...?" → {"perplex"}), or an
-    empty set when it asks for nothing more specific than a paper or a method. Read in the sentence that asks
-    (the context before it may say "which observations are seen together"); a share or count is asked for by
-    what it is of ("what fraction of the total parameters" → {"total", "paramet"})."""
-    match = _ASKED_FOR.search(asking_sentence(re.sub(r"\s*\([^)]*\)", "", question)))
+    empty set when it asks for nothing more specific than a paper or a method."""
+    match = _ASKED_FOR.search(re.sub(r"\s*\([^)]*\)", "", question))
     if match is None:
         return set()
-    phrase = match.group(1)
-    share = _SHARE_OF.match(phrase)
-    phrase = share.group(1) if share else _PREPOSITIONAL.sub("", phrase)
-    return content_stems(" ".join(w for w in phrase.split() if w.casefold() not in _UNSPECIFIC))
+    words = [w for w in _PREPOSITIONAL.sub("", match.group(1)).split() if w.casefold() not in _UNSPECIFIC]
+    return content_stems(" ".join(words))
 
 
 def is_follow_up(question: str) -> bool:

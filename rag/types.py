@@ -273,13 +273,7 @@ class Answer(BaseModel):
         """A JSON-serialisable form with stable field names."""
         data = self.model_dump(mode="json", exclude={"passages"})
         data["retrieved"] = [
-            {
-                "chunk_id": p.chunk_id,
-                "paper_id": p.paper_id,
-                "title": p.paper.title,
-                "score": p.score,
-                "expanded": p.expanded,
-            }
+            {"chunk_id": p.chunk_id, "paper_id": p.paper_id, "title": p.paper.title, "score": p.score}
             for p in self.passages
         ]
         return data
