@@ -86,11 +86,8 @@ class ExtractiveAnswerer:
         """Every sentence of every passage, scored against the question, best first. About several papers, of the
         chunks added to give a paper's whole abstract only the sentences saying what the paper does: they are all
         `_choose` takes from them, and a question about eight papers would otherwise embed some two hundred."""
-        if asks_several(question):
-            return rank_sentences(
-                question, passages, self.embedder, keep=lambda p, text: not p.expanded or bool(OWN_WORK.search(text))
-            )
-        return rank_sentences(question, passages, self.embedder)
+        keep = (lambda p, text: not p.expanded or bool(OWN_WORK.search(text))) if asks_several(question) else None
+        return rank_sentences(question, passages, self.embedder, keep=keep)
 
     def _choose(self, question: str, ranked: list[Sentence]) -> list[Sentence]:
         best = ranked[0]
@@ -98,15 +95,12 @@ class ExtractiveAnswerer:
             # The papers with a sentence close enough to the question, each described by its most relevant
             # sentence saying what the paper itself does ("we propose ..."), however close that one is: the topic
             # sentence that matched ("Domain adaptation attempts to ...") tells the papers apart by nothing.
-            kept = {c.paper_id for c in ranked if c.semantic >= MULTI_KEEP_ABOVE}
+            close = [c for c in ranked if c.semantic >= MULTI_KEEP_ABOVE]
+            kept = {c.paper_id for c in close}
             per_paper: dict[str, Sentence] = {}
-            for candidate in ranked:
-                if candidate.paper_id in kept and (
-                    OWN_WORK.search(candidate.text) or candidate.semantic >= MULTI_KEEP_ABOVE
-                ):
-                    mine = per_paper.get(candidate.paper_id)
-                    if mine is None or (OWN_WORK.search(candidate.text) and not OWN_WORK.search(mine.text)):
-                        per_paper[candidate.paper_id] = candidate
+            for candidate in [c for c in ranked if OWN_WORK.search(c.text)] + close:  # each list best first
+                if candidate.paper_id in kept:
+                    per_paper.setdefault(candidate.paper_id, candidate)
             order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
             return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
         # One paper: the best sentence, and a second one of the same paper when it adds a name or a number
