@@ -119,7 +119,7 @@ class LocalEmbedder:
             return _batched(list(texts), self.batch_size, lambda batch: _torch_encode(model, self._tokens(), batch))
 
     def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
-        """Unit vectors by torch once this process has loaded it (bfloat16 is twice as fast as the export here),
+        """Unit vectors by torch once this process has loaded it (in half precision, faster than the export here),
         else by the ONNX export (made now if missing), so that answering never loads torch by itself. The texts
         embedded last are remembered."""
         return self._remembered.embed(texts, self._embed_texts)
