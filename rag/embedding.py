@@ -11,6 +11,7 @@ or RAG_HOME/models.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -115,8 +116,8 @@ class LocalEmbedder:
         if not texts:
             return []
         with self._lock:  # torch runs one batch at a time well; concurrent callers would only thrash
-            model = self._torch_model()
-            return _batched(list(texts), self.batch_size, lambda batch: _torch_encode(model, self._tokens(), batch))
+            model, tokenizer = self._torch_model(), self._tokens()
+            return _batched(list(texts), self.batch_size, lambda batch: _torch_encode(model, tokenizer, batch))
 
     def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors by torch once this process has loaded it (in half precision, faster than the export here),
@@ -134,8 +135,7 @@ class LocalEmbedder:
                 if not self._onnx_path.exists():
                     self._torch_model()  # exports the model
                 self._session = _onnx_session(self._onnx_path)
-                self._tokenizer = self._tokens()
-            session, tokenizer = self._session, self._tokenizer
+            session, tokenizer = self._session, self._tokens()
             return _batched(texts, self.batch_size, lambda batch: _onnx_encode(session, tokenizer, batch))
 
     def embed_query(self, text: str) -> list[float]:
@@ -297,7 +297,7 @@ def _pool(hidden: Any, mask: Any) -> list[list[float]]:
     import numpy as np
 
     weights = mask[..., None].astype(np.float32)
-    pooled = (hidden.astype(np.float32) * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    pooled = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
     pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
     return [[float(x) for x in row] for row in pooled]
 
@@ -339,16 +339,17 @@ def _resolve_precision(precision: str) -> str:
     return "bfloat16" if native else "float32"
 
 
-def _cpu_flags() -> set[str]:
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as Linux reports them (torch can tell bf16 support, not fp16); empty elsewhere."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
             for line in info:
                 if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
+                    return frozenset(line.partition(":")[2].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 class OpenAIEmbedder:
