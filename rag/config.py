@@ -96,12 +96,17 @@ class Settings(BaseSettings):
     embed_precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
         description="Weights of the local model when it embeds documents: `auto` is float16 where the CPU has "
-        "native fp16 (vectors within 2e-6 cosine of float32, about three times as fast), else bfloat16 where it has "
-        "native bf16 (within 1e-4), else float32.",
+        "AMX-FP16 (vectors within 2e-6 cosine of float32), else bfloat16 where it has AMX or AVX512-BF16 (within "
+        "1e-4; about three times as fast as float32), else float32.",
     )
     chunk_tokens: int = Field(default=DEFAULT_CHUNK_TOKENS, ge=16, description="Largest chunk, in cl100k tokens.")
     chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0, description="Tokens shared by neighbouring chunks.")
     ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")
+    embed_process: bool = Field(
+        default=True,
+        description="Ingest embeds with the local model in a child process, while this one writes the batch "
+        "before (when there is more than one batch); off, it embeds and writes in turn.",
+    )
     backend: Literal["auto", "extractive", "openai", "local"] = Field(
         default="auto",
         description="Who writes answers: `extractive` (offline, no LLM), `openai` (an OpenAI-compatible endpoint), "

@@ -28,11 +28,12 @@ from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker, embedding_text
 from rag.config import Settings
 from rag.corpus import collect_files, merge_records, parse_file
-from rag.embedding import embedder_name, load_embedder
+from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import IngestError, StoreError
 from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
-from rag.types import Paper, PaperRecord, ParseProblem
+from rag.types import Chunk, Paper, PaperRecord, ParseProblem
+from rag.worker import EmbeddingPool, embedding_pool
 
 Progress = Callable[[str, int, int], None]
 
@@ -266,6 +267,30 @@ def ingest(
     return report
 
 
+class _InProcess:
+    """The embedder of this process behind `EmbeddingPool`'s interface: it embeds when asked for the result."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+        self._texts: list[str] = []
+
+    def submit(self, texts: list[str]) -> None:
+        self._texts = texts
+
+    def result(self) -> list[list[float]]:
+        return self._embedder.embed_documents(self._texts)
+
+
+def _embedding(settings: Settings, papers: int) -> _InProcess | EmbeddingPool:
+    """Where the batches are embedded: the local model in a child process when there is more than one batch
+    to overlap with writing (`rag/worker.py`), else this process's embedder."""
+    if settings.embedding == "local" and settings.embed_process and papers > settings.ingest_batch:
+        from rag.models import models_dir
+
+        return embedding_pool(settings.embed_batch, settings.embed_precision, models_dir(settings.home))
+    return _InProcess(load_embedder(settings))
+
+
 def _write(
     store: Store,
     catalogue: Catalogue,
@@ -275,46 +300,67 @@ def _write(
     report: IngestReport,
     progress: Progress | None,
 ) -> None:
-    """Chunk, embed and store papers in batches; each batch is committed before the next starts."""
+    """Chunk, embed and store papers in batches, each committed before the next; a batch is chunked and written
+    while the next is embedded. `embed` in the report is the time spent waiting for vectors."""
     for stage in ("chunk", "embed", "store"):
         report.seconds.setdefault(stage, 0.0)
     if not items:
         return
-    embedder = load_embedder(settings)  # loaded only when there is something to embed
+    embedding = _embedding(settings, len(items))  # the model is loaded only when there is something to embed
     if progress:
         progress("embed", 0, len(items))
-    for start in range(0, len(items), settings.ingest_batch):
-        batch = items[start : start + settings.ingest_batch]
+    batches = [items[start : start + settings.ingest_batch] for start in range(0, len(items), settings.ingest_batch)]
+    done = 0
+    previous: list[tuple[Paper, list[PaperRecord], list[Chunk]]] = []
+    for batch in [*batches, []]:
         tick = time.perf_counter()
         chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
         report.seconds["chunk"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
-        vectors = iter(embedder.embed_documents(texts))
-        report.seconds["embed"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        writes = [
-            PaperWrite(
-                paper=paper,
-                records=rows,
-                content_hash=content_hash(paper, chunker),
-                meta_hash=meta_hash(paper),
-                n_chunks=len(chunks),
-                chunks=chunks,
-                vectors=[next(vectors) for _ in chunks],
-            )
-            for paper, rows, chunks in chunked
-        ]
-        store.write(writes)
-        catalogue.add(
-            [item.paper for item in writes],
-            [
-                ChunkRow(chunk.chunk_id, item.paper.paper_id, chunk.start, chunk.end, chunk.text)
-                for item in writes
-                for chunk in item.chunks
-            ],
+        vectors: list[list[float]] = []
+        if previous:
+            tick = time.perf_counter()
+            vectors = embedding.result()
+            report.seconds["embed"] += time.perf_counter() - tick
+        if chunked:
+            embedding.submit([embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks])
+        if previous:
+            tick = time.perf_counter()
+            _store(store, catalogue, previous, vectors, chunker)
+            report.seconds["store"] += time.perf_counter() - tick
+            report.chunks_embedded += len(vectors)
+            done += len(previous)
+            if progress:
+                progress("embed", done, len(items))
+        previous = chunked
+
+
+def _store(
+    store: Store,
+    catalogue: Catalogue,
+    chunked: list[tuple[Paper, list[PaperRecord], list[Chunk]]],
+    vectors: list[list[float]],
+    chunker: Chunker,
+) -> None:
+    """Write one embedded batch to the store and the catalogue."""
+    remaining = iter(vectors)
+    writes = [
+        PaperWrite(
+            paper=paper,
+            records=rows,
+            content_hash=content_hash(paper, chunker),
+            meta_hash=meta_hash(paper),
+            n_chunks=len(chunks),
+            chunks=chunks,
+            vectors=[next(remaining) for _ in chunks],
         )
-        report.seconds["store"] += time.perf_counter() - tick
-        report.chunks_embedded += len(texts)
-        if progress:
-            progress("embed", min(start + len(batch), len(items)), len(items))
+        for paper, rows, chunks in chunked
+    ]
+    store.write(writes)
+    catalogue.add(
+        [item.paper for item in writes],
+        [
+            ChunkRow(chunk.chunk_id, item.paper.paper_id, chunk.start, chunk.end, chunk.text)
+            for item in writes
+            for chunk in item.chunks
+        ],
+    )
