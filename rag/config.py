@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     ingest_batch: int = Field(default=DEFAULT_INGEST_BATCH, ge=1, description="Papers committed to the store at once.")
     embed_process: bool = Field(
         default=True,
-        description="Ingest embeds with the local model in a child process, while this one writes the batch "
+        description="Ingest embeds with the local model in two child processes, while this one writes the batch "
         "before (when there is more than one batch); off, it embeds and writes in turn.",
     )
     backend: Literal["auto", "extractive", "openai", "local"] = Field(

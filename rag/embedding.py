@@ -306,7 +306,7 @@ def _pool(hidden: Any, mask: Any) -> list[list[float]]:
     weights = mask[..., None].astype(np.float32)
     pooled = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
     pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-    return [[float(x) for x in row] for row in pooled]
+    return pooled.tolist()
 
 
 def _onnx_encode(session: Any, ids: Any, mask: Any) -> list[list[float]]:

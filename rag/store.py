@@ -231,31 +231,18 @@ class Store:
 
     def chunk_pages(self) -> Iterator[list[ChunkRow]]:
         """Every committed chunk with its text, a page at a time."""
-        for ids, metas, abstracts in self._chunk_pages():
+        for rows in self._chunk_pages():
             yield [
-                ChunkRow(
-                    cid,
-                    meta["paper_id"],
-                    int(meta["start"]),
-                    int(meta["end"]),
-                    abstracts[meta["paper_id"]][meta["start"] : meta["end"]],
-                )
-                for cid, meta in zip(ids, metas, strict=True)
-                if meta["paper_id"] in abstracts
+                ChunkRow(cid, meta["paper_id"], int(meta["start"]), int(meta["end"]), text) for cid, text, meta in rows
             ]
 
     def chunk_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Every committed chunk as (id, text, metadata)."""
-        return [
-            (cid, abstracts[meta["paper_id"]][meta["start"] : meta["end"]], meta)
-            for ids, metas, abstracts in self._chunk_pages()
-            for cid, meta in zip(ids, metas, strict=True)
-            if meta["paper_id"] in abstracts
-        ]
+        return [row for rows in self._chunk_pages() for row in rows]
 
-    def _chunk_pages(self) -> Iterator[tuple[list[str], list[dict[str, Any]], dict[str, str]]]:
-        """Pages of chunk ids and metadata, with the abstracts of their committed papers (a chunk's text is
-        abstract[start:end]): one read of the papers of each page, never all papers at once."""
+    def _chunk_pages(self) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+        """Pages of committed chunks as (id, text, metadata). A chunk's text is its paper's abstract[start:end]:
+        each page reads the abstracts of its own papers, never all papers at once."""
         for page in self._pages(self._chunks, ["metadatas"]):
             metas = page["metadatas"]
             wanted = list(dict.fromkeys(meta["paper_id"] for meta in metas))
@@ -264,7 +251,11 @@ class Store:
             except Exception as exc:
                 raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
             abstracts = dict(zip(found["ids"], found["documents"], strict=True))
-            yield page["ids"], metas, abstracts
+            yield [
+                (cid, abstracts[meta["paper_id"]][meta["start"] : meta["end"]], meta)
+                for cid, meta in zip(page["ids"], metas, strict=True)
+                if meta["paper_id"] in abstracts
+            ]
 
     def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The `n` chunks nearest to `vector` as (chunk id, cosine similarity), best first; `where` (from
@@ -431,7 +422,7 @@ def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:
 
     total = np.asarray(vectors, dtype=np.float64).sum(axis=0)
     norm = float(np.linalg.norm(total)) or 1.0
-    return [float(x) for x in total / norm]
+    return (total / norm).tolist()
 
 
 def _embedded_client(path: Path) -> Any:
