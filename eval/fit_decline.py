@@ -1,9 +1,15 @@
-"""Fit the decline model of rag/confidence.py on the tuning half of the development questions, with 5-fold
-cross-validation, and report it on the test half, which nothing is fitted on.
+"""Fit the decline model of rag/confidence.py and choose its cut-offs.
 
-    python -m rag.evaluation.fit_decline [--questions FILE]
+    python -m rag.evaluation.fit_decline [--questions FILE] [--also FILE ...]
 
-Prints the held-out figures of each fold, the test half's, and the constants to write into rag/confidence.py.
+The weights are fitted on the tuning half of the development questions only (5-fold cross-validated figures are
+printed). The cut-offs are chosen by what they cost on every set at once: the tuning half (each question scored
+by a model fitted without it), the test half, and each `--also` file (such as independently written questions):
+`ANSWER_AT` is the highest cut-off that declines at most FALSE_DECLINE_BUDGET of the answerable questions of
+the pooled sets *and* of each set on its own, so that a cut-off the easy set allows is not kept where a harder
+set says it loses papers. A table shows how the figures of each set move across the cut-off range.
+Questions below DENSE_FLOOR are declined by it, not by the model: they are left out of the fit, and a second table
+shows what the floor declines across its range.
 Metadata questions are left out: the paper records answer them, so they are never declined."""
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from rag.evaluation.questions import Question, load_questions
 
 import rag
 from rag.api import DEFAULT_K, DEFAULT_K_MULTI, EXPAND_PAPERS
-from rag.confidence import FALSE_DECLINE_BUDGET, UNANSWERABLE_SHARE, weigh
+from rag.confidence import DENSE_FLOOR, FALSE_DECLINE_BUDGET, UNANSWERABLE_SHARE, weigh
 from rag.question import asks_several, metadata_intent
 
 FEATURES = ("score", "dense", "focus")
@@ -56,7 +62,13 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def predict(intercept: float, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-(intercept + x @ weights)))
+    """P(answerable), 0 where the floor declines (as rag.confidence.weigh does)."""
+    p = 1 / (1 + np.exp(-(intercept + x @ weights)))
+    return np.where(x[:, FEATURES.index("dense")] < DENSE_FLOOR, 0.0, p)
+
+
+def above_floor(x: np.ndarray) -> np.ndarray:
+    return x[:, FEATURES.index("dense")] >= DENSE_FLOOR
 
 
 def threshold(p: np.ndarray, y: np.ndarray) -> float:
@@ -66,6 +78,29 @@ def threshold(p: np.ndarray, y: np.ndarray) -> float:
     answerable = np.sort(p[y == 1])
     allowed = int(np.floor(FALSE_DECLINE_BUDGET * len(answerable)))
     return float(answerable[allowed]) if allowed < len(answerable) else 1.0
+
+
+def sweep(sets: dict[str, tuple[np.ndarray, np.ndarray]], cuts: Sequence[float]) -> str:
+    """A table of false declines / unanswerable declined per set at each cut-off."""
+    header = "cut-off  " + "  ".join(f"{name:>22}" for name in sets)
+    lines = [header, "         " + "  ".join(f"{'false / unans. declined':>22}" for _ in sets)]
+    for cut in cuts:
+        cells = []
+        for p, y in sets.values():
+            cells.append(f"{(p[y == 1] < cut).mean():>10.3f} / {(p[y == 0] < cut).mean():<9.3f}")
+        lines.append(f"{cut:7.3f}  " + "  ".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
+def floor_sweep(sets: dict[str, tuple[np.ndarray, np.ndarray]], floors: Sequence[float]) -> str:
+    """A table of answerable / unanswerable questions the dense floor alone declines, per set."""
+    lines = ["floor    " + "  ".join(f"{name:>22}" for name in sets)]
+    for floor in floors:
+        cells = [
+            f"{(x[y == 1, 1] < floor).mean():>10.3f} / {(x[y == 0, 1] < floor).mean():<9.3f}" for x, y in sets.values()
+        ]
+        lines.append(f"{floor:7.3f}  " + "  ".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
 
 
 def hedge_threshold(p: np.ndarray, y: np.ndarray) -> float:
@@ -90,36 +125,43 @@ def rates(p: np.ndarray, y: np.ndarray, cut: float, hedge: float = 0.0) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=Path, default=Path(__file__).with_name("questions.jsonl"))
+    parser.add_argument("--also", type=Path, action="append", default=[], help="another question set to weigh")
     args = parser.parse_args()
     pipe = rag.pipeline()
-    questions = [
-        q for q in load_questions(args.questions) if metadata_intent(q.question, pipe.retriever.catalogue) is None
-    ]
+
+    def usable(path: Path) -> list[Question]:
+        return [q for q in load_questions(path) if metadata_intent(q.question, pipe.retriever.catalogue) is None]
+
+    questions = usable(args.questions)
     tune = [q for q in questions if q.extra.get("split") != "test"]
     test = [q for q in questions if q.extra.get("split") == "test"]
     x, y = features(pipe, tune)
     order = list(range(len(tune)))
     random.Random(0).shuffle(order)
     held_out = np.zeros(len(tune))
-    cuts = np.zeros(len(tune))
     for fold in range(FOLDS):
         out = np.array([i for n, i in enumerate(order) if n % FOLDS == fold])
         inside = np.array([i for n, i in enumerate(order) if n % FOLDS != fold])
+        inside = inside[above_floor(x[inside])]
         b0, w = fit(x[inside], y[inside])
-        cut = threshold(predict(b0, w, x[inside]), y[inside])
         held_out[out] = predict(b0, w, x[out])
-        cuts[out] = cut
-        print(f"fold {fold + 1}: held out {rates(held_out[out], y[out], cut)}")
-    declined = held_out < cuts
-    print(
-        "cross-validated (tuning half, each question predicted by a model fitted without it): "
-        f"false declines {declined[y == 1].mean():.3f}, unanswerable declined {declined[y == 0].mean():.3f}"
-    )
-    b0, w = fit(x, y)
-    cut = threshold(predict(b0, w, x), y)
-    hedge = max(cut, hedge_threshold(predict(b0, w, x), y))
-    xt, yt = features(pipe, test)
-    print(f"test half (never fitted on): {rates(predict(b0, w, xt), yt, cut, hedge)}")
+    b0, w = fit(x[above_floor(x)], y[above_floor(x)])
+    test_x, test_y = features(pipe, test)
+    raw = {"tuning": (x, y), "test": (test_x, test_y)}
+    sets = {"tuning (cross-val.)": (held_out, y), "test": (predict(b0, w, test_x), test_y)}
+    for path in args.also:
+        fx, fy = features(pipe, usable(path))
+        raw[path.stem] = (fx, fy)
+        sets[path.stem] = (predict(b0, w, fx), fy)
+    print("declined by the dense floor alone (answerable / unanswerable):")
+    print(floor_sweep(raw, [round(f, 2) for f in np.arange(0.15, 0.36, 0.025)]))
+    pooled_p = np.concatenate([p for p, _ in sets.values()])
+    pooled_y = np.concatenate([y for _, y in sets.values()])
+    cut = min([threshold(pooled_p, pooled_y)] + [threshold(p, y) for p, y in sets.values()])
+    hedge = max(cut, hedge_threshold(pooled_p, pooled_y))
+    print(sweep(sets, [round(c, 3) for c in np.arange(0.20, 0.66, 0.05)] + [cut]))
+    for name, (p, labels) in sets.items():
+        print(f"{name}: {rates(p, labels, cut, hedge)}")
     print("constants for rag/confidence.py:")
     print(f"INTERCEPT = {b0:.4f}")
     print("WEIGHTS = " + json.dumps({name: round(float(v), 4) for name, v in zip(FEATURES, w, strict=True)}))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rag.answerers import BACKENDS, Answerer, OnStatus, OnText, Turn, make_answerer
 from rag.answerers.metadata import metadata_sentences
-from rag.catalogue import open_catalogue
+from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker
 from rag.citations import Checked, check, is_decline, with_markers
 from rag.confidence import weigh
@@ -224,13 +224,12 @@ class Pipeline:
         if intent is not None and intent.kind == "papers_by":
             filters = filters.model_copy(update={"author": intent.author})
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
-        elif intent is not None and intent.kind in ("papers_in_years", "organization"):
-            update = (
-                {"year_from": intent.year_from, "year_to": intent.year_to}
-                if intent.kind == "papers_in_years"
-                else {"paper_ids": frozenset(catalogue.organization_papers(intent.organization or ""))}
-            )
-            filters = filters.model_copy(update=update)
+        elif intent is not None and intent.kind == "papers_in_years":
+            filters = filters.model_copy(update={"year_from": intent.year_from, "year_to": intent.year_to})
+            k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
+        elif intent is not None and intent.lists_papers:
+            chosen_ids = _selected_papers(intent, catalogue)
+            filters = filters.model_copy(update={"paper_ids": frozenset(chosen_ids)})
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's. About several papers, of every paper: each is described by the sentence saying
@@ -337,6 +336,16 @@ class Pipeline:
             answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
             answer = answer.model_copy(update={"origin": "fallback"})
         return _timed(answer, timings, tick)
+
+
+def _selected_papers(intent: MetadataIntent, catalogue: Catalogue) -> list[str]:
+    """The papers a question about the whole collection selects by their records (organisation tag, date,
+    author count)."""
+    if intent.kind == "organization":
+        return catalogue.organization_papers(intent.organization, MAX_LISTED)
+    if intent.kind == "papers_by_date":
+        return catalogue.papers_by_date(intent.newest, intent.count)
+    return catalogue.single_author_papers(MAX_LISTED)
 
 
 def _with_lead(checked: Checked, passages: list[Passage], embedder: Embedder) -> Checked:

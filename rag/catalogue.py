@@ -22,7 +22,12 @@ from rag.errors import StoreError
 from rag.lexical import ChunkRow, LexicalIndex
 from rag.types import Filters, Paper
 
-SCHEMA = """
+# A paper's author count: as the listing states it, else the length of a complete author list (no "et al.").
+N_AUTHORS = (
+    "coalesce(json_extract(paper, '$.n_authors'), "
+    "CASE WHEN json_extract(paper, '$.et_al') THEN NULL ELSE json_array_length(paper, '$.authors') END)"
+)
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS papers (
     paper_id TEXT PRIMARY KEY, year INTEGER, category TEXT, category_folded TEXT, has_code INTEGER,
@@ -31,6 +36,8 @@ CREATE TABLE IF NOT EXISTS papers (
 CREATE INDEX IF NOT EXISTS papers_year ON papers (year);
 CREATE INDEX IF NOT EXISTS papers_category ON papers (category_folded);
 CREATE INDEX IF NOT EXISTS papers_organization ON papers (organization);
+CREATE INDEX IF NOT EXISTS papers_published ON papers (json_extract(paper, '$.published'));
+CREATE INDEX IF NOT EXISTS papers_n_authors ON papers ({N_AUTHORS});
 CREATE TABLE IF NOT EXISTS authors (paper_id TEXT NOT NULL, name TEXT NOT NULL, folded TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS authors_paper ON authors (paper_id);
 CREATE INDEX IF NOT EXISTS authors_folded ON authors (folded);
@@ -254,9 +261,27 @@ class Catalogue:
         ).fetchone()
         return row[0] if row else None
 
-    def organization_papers(self, organization: str) -> list[str]:
-        """Ids of the papers carrying an organisation tag."""
-        return [r[0] for r in self._db.execute("SELECT paper_id FROM papers WHERE organization = ?", (organization,))]
+    def organization_papers(self, organization: str | None, limit: int) -> list[str]:
+        """Ids of (at most `limit`) papers carrying the organisation tag, or any tag when it is None."""
+        if organization is None:
+            sql, params = "SELECT paper_id FROM papers WHERE organization > '' LIMIT ?", [limit]
+        else:
+            sql, params = "SELECT paper_id FROM papers WHERE organization = ? LIMIT ?", [organization, limit]
+        return [row[0] for row in self._db.execute(sql, params)]
+
+    def papers_by_date(self, newest: bool, limit: int) -> list[str]:
+        """Ids of the `limit` oldest (or newest) papers whose date has a year, read through an index."""
+        order = "DESC" if newest else "ASC"
+        sql = (
+            "SELECT paper_id FROM papers WHERE json_extract(paper, '$.published') > '' "
+            f"ORDER BY json_extract(paper, '$.published') {order} LIMIT ?"
+        )
+        return [row[0] for row in self._db.execute(sql, (limit,))]
+
+    def single_author_papers(self, limit: int) -> list[str]:
+        """Ids of (at most `limit`) papers with exactly one author, read through an index."""
+        sql = f"SELECT paper_id FROM papers WHERE {N_AUTHORS} = 1 LIMIT ?"
+        return [row[0] for row in self._db.execute(sql, (limit,))]
 
     def close(self) -> None:
         """Close the database."""

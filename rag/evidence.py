@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
-from rag.question import asks_name, asks_several
-from rag.text import INTRODUCES, content_stems, names, sentence_spans
+from rag.question import asks_name, asks_quantity, asks_several, question_parts
+from rag.text import INTRODUCES, content_stems, names, numbers, quantities, sentence_spans
 from rag.types import Passage
 
 # Sentences that point elsewhere rather than state a finding: links, code and data availability.
@@ -42,6 +42,15 @@ EXCERPT_SENTENCES = 3
 # the gold paper for 80% of single-paper questions with 1.46 papers on average (0: 76% with one paper).
 PAPER_MARGIN = 0.08
 READ_PAPERS = 3
+# A question that asks several things of one paper is answered by the paper's best sentence for each part, at most
+# MAX_PARTS sentences. A sentence is scored as a part's answer by its meaning match with the part and its share of
+# the part's own words (those no other part holds), beside its relevance to the whole question; a part asking for
+# a quantity takes a sentence stating one, and for a name, one introducing a name gains NAME_BONUS.
+MAX_PARTS = 4
+PART_SEMANTIC = 0.5
+PART_LEXICAL = 0.3
+PART_WHOLE = 0.2
+NAME_BONUS = 0.1
 
 
 @dataclass
@@ -124,9 +133,14 @@ def excerpts(
     READ_PAPERS), best first; for a question about several, every paper, in rank order."""
     ranked = rank_sentences(question, passages, embedder)
     chosen: dict[str, list[Sentence]] = {}
+    parts = question_parts(question)
+    if len(parts) > 1 and ranked and not asks_several(question):
+        # the best paper's sentence for each part of a compound question, as the extractive answer quotes them
+        pool = [s for s in ranked if s.paper_id == ranked[0].paper_id]
+        chosen[ranked[0].paper_id] = answering_parts(question, parts, pool, embedder)
     for sentence in ranked:
         kept = chosen.setdefault(sentence.paper_id, [])
-        if len(kept) < per_paper and all(s.text != sentence.text for s in kept):
+        if len(kept) < max(per_paper, len(parts)) and all(s.text != sentence.text for s in kept):
             kept.append(sentence)
     by_paper: dict[str, Passage] = {}
     for passage in passages:
@@ -150,3 +164,36 @@ def excerpts(
     read = sorted((pid for pid in best_of if best_of[pid] >= top - PAPER_MARGIN), key=lambda pid: -best_of[pid])
     read = read[:READ_PAPERS]
     return [by_paper[pid] for pid in read] + [by_paper[pid] for pid in order if pid not in read], len(read)
+
+
+def answering_parts(
+    question: str, parts: Sequence[str], pool: Sequence[Sentence], embedder: Embedder
+) -> list[Sentence]:
+    """For a question that asks several things (`parts`, from question_parts) of one paper, the paper's sentence
+    that answers each part best (`pool`: its sentences, best first), each sentence once: a part already answered
+    by a chosen sentence adds none. The best sentence for the whole question stays first."""
+    if not pool:
+        return []
+    vectors = embedder.embed_texts([*parts, *(c.text for c in pool)])
+    part_vectors, sentence_vectors = vectors[: len(parts)], vectors[len(parts) :]
+    given = numbers(question)
+    chosen = [pool[0]]
+    for part, part_vector in zip(parts, part_vectors, strict=True):
+        own = content_stems(part) - set().union(*(content_stems(p) for p in parts if p != part))
+        scored = [
+            (_part_score(sentence, vector, part_vector, own, asks_name(part)), sentence)
+            for sentence, vector in zip(pool, sentence_vectors, strict=True)
+            if not asks_quantity(part) or quantities(sentence.text) - given
+        ] or [(0.0, pool[0])]
+        best = max(scored, key=lambda item: item[0])[1]
+        if best not in chosen and len(chosen) < MAX_PARTS:
+            chosen.append(best)
+    return chosen
+
+
+def _part_score(sentence: Sentence, vector: list[float], part: list[float], own: set[str], name: bool) -> float:
+    """How well `sentence` answers one part of a question (`part`: its vector; `own`: its own words' stems)."""
+    semantic = sum(a * b for a, b in zip(part, vector, strict=True))
+    overlap = len(own & content_stems(sentence.text)) / len(own) if own else 0.0
+    introduces = name and bool(INTRODUCES.search(sentence.text))
+    return PART_SEMANTIC * semantic + PART_LEXICAL * overlap + PART_WHOLE * sentence.relevance + NAME_BONUS * introduces

@@ -13,6 +13,9 @@ from rag.text import content_stems
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
 # one paper ("collapses several experts", "over prior methods") does not.
+# "The oldest papers in the collection" lists this many.
+RANKED_PAPERS = 3
+
 _PAPERS = r"(?:papers|works|studies|articles|methods|approaches|techniques|frameworks)"
 _SEVERAL = re.compile(
     rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_PAPERS}\b"
@@ -20,9 +23,19 @@ _SEVERAL = re.compile(
     rf"|\b(?:are there|list|find|show|name)(?:\s+me)?(?:\s+(?:any|the|all|some))?\s+(?:[\w-]+\s+){{0,2}}?{_PAPERS}\b"
     r"|\b(?:several|various|multiple|different|two|three|both)\s+(?:papers|works|studies)\b"
     r"|\bpapers\s+(?:here|in\s+(?:this|the|these)\s+(?:collection|corpus|listings?))\b"
-    r"|^\s*(?:compare|contrast)\b|\bdiffer(?:ence|ences)?\s+between\b|\bhow\s+does\s+each\b"
+    r"|^\s*(?:compare|contrast)\b",
+    re.I,
+)
+# A comparison ("how do they differ", "each of them") spans several papers, unless the question is about one work
+# ("In the phone-friendly ... work, what two networks ..., and how do their targets differ?").
+_COMPARES = re.compile(
+    r"\bdiffer(?:ence|ences)?\s+between\b|\bhow\s+does\s+each\b"
     r"|\bhow\s+(?:do|did)\s+(?:[\w-]+\s+){1,3}?(?:differ|compare)\b|\bhow\s+do\s+they\b"
     r"|\b(?:each|every)\s+(?:paper|work|one|of\s+them)\b(?!')",
+    re.I,
+)
+_ONE_WORK = re.compile(
+    r"\b(?:in|for|from|by)\s+the\s+(?:[\w'-]+\s+){0,8}?(?:work|paper|study|article|method|approach|framework|model)\b",
     re.I,
 )
 # A question asking for a quantity is answered only by a sentence that states a number the question does not.
@@ -62,6 +75,19 @@ _UNSPECIFIC = frozenset(
     "kind kinds type types specific named exact model models the this that these those smaller faster cheaper "
     "larger bigger better higher lower fewer more less concept metric share term way mechanism".split()
 )
+# Where a question asks its next part: a conjunction or comma before a question word ("how many X, and which Y",
+# "what two networks ..., and how do they differ"), or a new sentence. The words before the first part (a
+# description of the paper) belong to every part.
+_WH = r"(?:how|what|which|why|when|where|who|whom|whose|(?:in|to|on|for|against|from|by|at)\s+(?:what|which|how))\b"
+_PART_BREAK = re.compile(rf"(?:[,;]\s*(?:and|or|but|while)?|\s+(?:and|or|but|while))\s+(?={_WH})", re.I)
+_SENTENCE_BREAK = re.compile(r"(?<=[?.!])\s+(?=[A-Z])")
+# A piece that asks, as opposed to one that sets the scene ("When aligning chatbots ..., how does ...": the clause
+# before the comma is the scene).
+_ASKS = re.compile(
+    r"(?:how|what|which|why|who|whom|whose)\b|(?:when|where)\s+(?:is|was|were|are|do|does|did|can)\b"
+    r"|(?:in|to|on|for|against|from|by|at)\s+(?:what|which|how)\b|(?:is|are|was|were|do|does|did|can|could)\s",
+    re.I,
+)
 _FOLLOW_UP = re.compile(r"\b(them|they|these|those|it|its|this one|that one|the (first|second|third|last) one)\b", re.I)
 
 _AUTHORS_OF = re.compile(r"\b(who (wrote|authored|are the authors|is the author|were the authors)|authors? of)\b", re.I)
@@ -86,11 +112,22 @@ _CODE = re.compile(
 )
 _WHICH_OF = re.compile(r"\bwhich\s+(?:of\s+(?:them|the\s+\w+|these|those)|one)\b", re.I)
 _ORGANIZATION = re.compile(r"\b(organi[sz]ation|org|affiliation|tag|company|lab)\b", re.I)
+# Questions about the whole collection, answered from every paper's record rather than the best passages.
+_COLLECTION = r"(?:collection|listings?|corpus|library|store|here|stored|these\s+(?:papers|files|pages))"
+_BY_DATE = re.compile(
+    rf"\b(?P<end>oldest|earliest|newest|latest|most\s+recent)\s+(?P<noun>paper|work|article|entry|publication)(?P<s>s)?"
+    rf"\b.*\b{_COLLECTION}\b",
+    re.I,
+)
+_SINGLE_AUTHOR = re.compile(r"\b(?:single|sole|lone|one|only\s+one)[- ]author(?:ed|s)?\b|\bsolo[- ]authored\b", re.I)
+_ANY_ORGANIZATION = re.compile(
+    r"\b(?:organi[sz]ation|affiliation)\s+tags?\b|\btagged\s+with\s+an?\s+organi[sz]ation\b", re.I
+)
 
 
 def asks_several(question: str) -> bool:
     """Whether the question is about several papers ("Which papers ...", "compare ...")."""
-    return bool(_SEVERAL.search(question))
+    return bool(_SEVERAL.search(question)) or bool(_COMPARES.search(question) and not _ONE_WORK.search(question))
 
 
 def asks_quantity(question: str) -> bool:
@@ -113,6 +150,21 @@ def asked_for(question: str) -> set[str]:
     return content_stems(" ".join(words))
 
 
+def question_parts(question: str) -> list[str]:
+    """The parts a compound question asks ("How many hours ..., and which site ...?" → two), each as its own
+    question, without the words that only set the scene ("In the phone-friendly ... work,"): those pick the paper,
+    the part picks the sentence. The question itself, alone, for a simple question."""
+    parts = [
+        piece
+        for sentence in _SENTENCE_BREAK.split(question.strip())
+        for piece in (p.strip(" ,;?") for p in _PART_BREAK.split(sentence))
+        if _ASKS.match(piece) and len(piece.split()) >= 2
+    ]
+    if len(parts) <= 1:
+        return [question]
+    return [f"{part}?" for part in parts]
+
+
 def is_follow_up(question: str) -> bool:
     """Whether the question points back at the conversation ("and which of them ...?")."""
     return bool(_FOLLOW_UP.search(question))
@@ -123,18 +175,20 @@ class MetadataIntent:
     """A question about the listing data rather than the abstracts' text."""
 
     # "authors" | "n_authors" | "date" | "upvotes" | "category" | "code" | "organization" | "papers_by" |
-    # "papers_in_years"
+    # "papers_in_years" | "papers_by_date" | "single_author"
     kind: str
     author: str | None = None
     year_from: int | None = None
     year_to: int | None = None
-    organization: str | None = None
+    organization: str | None = None  # for "organization": the tag asked about; None: any tag
     each: bool = False  # whether to answer for each of the retrieved papers ("which of them has code?")
+    newest: bool = False  # for "papers_by_date": the newest papers rather than the oldest
+    count: int = 1  # for "papers_by_date": how many ("the oldest paper": 1, "the oldest papers": a few)
 
     @property
     def lists_papers(self) -> bool:
         """Whether the answer is a list of papers selected by their records, not facts about one paper."""
-        return self.kind in ("papers_by", "papers_in_years", "organization")
+        return self.kind in ("papers_by", "papers_in_years", "organization", "papers_by_date", "single_author")
 
 
 class KnownNames(Protocol):
@@ -167,6 +221,14 @@ def metadata_intent(question: str, names: KnownNames) -> MetadataIntent | None:
         organization = names.organization_named(question)
         if organization is not None:
             return MetadataIntent("organization", organization=organization)
+        if _ANY_ORGANIZATION.search(question):
+            return MetadataIntent("organization")
+    by_date = _BY_DATE.search(question)
+    if by_date:
+        newest = by_date["end"].casefold() not in ("oldest", "earliest")
+        return MetadataIntent("papers_by_date", newest=newest, count=RANKED_PAPERS if by_date["s"] else 1)
+    if _SINGLE_AUTHOR.search(question):
+        return MetadataIntent("single_author")
     if _CATEGORY.search(question):
         return MetadataIntent("category")
     if _CODE.search(question):

@@ -122,6 +122,9 @@ def _is_name(word: str) -> bool:
     return bool(letters) and (inner_capital or any(c.isdigit() for c in word) or (len(letters) > 1 and word.isupper()))
 
 
+_SENTENCE_END = frozenset(".!?\"”’')]")
+
+
 def readable(sentence: str, name: str) -> str:
     """`sentence`, quoted from an abstract, with its paper called `name` ("SpikeGPT", "“Title”", "It") where the
     abstract speaks of itself, and a dangling connective removed."""
@@ -152,6 +155,8 @@ def readable(sentence: str, name: str) -> str:
     text = _US.sub("them", text)
     text = _WE_INSIDE.sub("the authors", text)
     text = f"{head} {text}" if head else text
+    if text and text[-1] not in _SENTENCE_END:  # a chunk cut the sentence: end it, or the next one joins it
+        text = text.rstrip(",;:-–— ") + "."
     return text[0].upper() + text[1:] if text else text
 
 

@@ -14,7 +14,7 @@ from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
-from rag.question import asks_name, asks_quantity, asks_several
+from rag.question import asks_name, asks_quantity, asks_several, question_parts
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.text import quantities
@@ -199,6 +199,31 @@ def test_metadata_questions_are_answered_from_the_paper_records(pipe: Pipeline) 
     }
 
 
+def test_questions_about_the_whole_collection_are_answered_from_every_record(pipe: Pipeline) -> None:
+    # The answer is not among the passages closest to the question's words: the catalogue selects the papers.
+    earliest = pipe.ask("What is the earliest paper in the listings?")
+    assert earliest.origin == "records" and cited_titles(earliest) == [
+        "How transferable are features in deep neural networks?"
+    ]
+    assert earliest.text.endswith("was published Nov 6, 2014 [1].")  # 003_*.txt: "Nov 6, 2014", no older date
+    newest = pipe.ask("Name the most recent papers in this collection.")
+    years = [c.published for c in newest.citations]
+    assert len(years) == 3 and years == sorted(years, reverse=True) and all(y is not None for y in years)
+    sole = pipe.ask("Which stored papers have a sole author?")
+    assert sole.origin == "records" and sorted(cited_titles(sole)) == [  # 003/004_*.txt: the five "1 authors"
+        "Contrastive Mutual Information Learning: Toward Robust Representations without Positive-Pair Augmentations",
+        "DiffStyler: Diffusion-based Localized Image Style Transfer",
+        "Enhancing Conditional Image Generation with Explainable Latent Space Manipulation",
+        "Symbolic Synthesis of Neural Networks",
+        "torchdistill: A Modular, Configuration-Driven Framework for Knowledge Distillation",
+    ]
+    tagged = pipe.ask("Does any paper here have an affiliation tag, and what is its date?")
+    assert tagged.text == (
+        "“AdaTask: A Task-aware Adaptive Learning Rate Approach to Multi-task Learning” carries the organisation tag "
+        "tencent-ai and is dated Nov 28, 2022 [1]."
+    )
+
+
 @pytest.mark.parametrize(
     ("question", "several"),
     [
@@ -212,10 +237,47 @@ def test_metadata_questions_are_answered_from_the_paper_records(pipe: Pipeline) 
         ("How much does UNIP improve mIoU over other pre-training methods?", False),
         ("What is the technique that approximates each one's posterior with a Gaussian?", False),
         ("How does SSAM compare with SAM?", False),
+        # A comparison inside one work ("their targets") is not several papers either.
+        ("In the mobile face-landmark work, which two teachers are used, and how do their targets differ?", False),
     ],
 )
 def test_a_question_is_about_several_papers_only_when_it_names_them_or_compares(question: str, several: bool) -> None:
     assert asks_several(question) is several
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("How does Fisher merging approximate the posterior of each model?", 1),
+        ("How many hours of audio were simulated, and which classes do they cover?", 2),
+        # the words that set the scene belong to no part
+        ("In the mobile face-landmark work, which two teachers are used, and how do their targets differ?", 2),
+        ("For news digests in a South Asian language, which language was targeted and how many pairs were made?", 2),
+        ("A method argues that entropy is a poor filter. What score does it add and how is it computed?", 2),
+        ("When aligning chatbots with shifting human judgments, how are newer comparisons weighted?", 1),
+    ],
+)
+def test_a_compound_question_is_read_as_the_parts_it_asks(question: str, parts: int) -> None:
+    read = question_parts(question)
+    assert len(read) == parts
+    assert parts > 1 or read == [question]
+    assert all(part.endswith("?") and not part.lower().startswith(("in the", "a method")) for part in read)
+
+
+def test_each_part_of_a_compound_question_gets_the_sentence_that_answers_it(pipe: Pipeline) -> None:
+    # The paper's most relevant sentences speak of "the two pre-trained Teacher networks" and the loss; the part
+    # asking what each teacher learns from is answered by the sentence that says it, which ranks fifth.
+    answer = pipe.ask(
+        "For the mobile facial landmark detector trained by distillation, which two teacher networks guide the "
+        "student, and what is each teacher trained on?"
+    )
+    assert_well_formed(answer)
+    assert not answer.abstained
+    assert "Soft-landmarks" in answer.text and "Tough-Teacher" in answer.text
+    assert {c.title for c in answer.citations} == {
+        "Facial Landmark Points Detection Using Knowledge Distillation-Based Neural Networks"
+    }
+    assert len(split_answer(answer.text)) <= 4
 
 
 def test_the_passages_decide_between_declining_hedging_and_answering(pipe: Pipeline) -> None:

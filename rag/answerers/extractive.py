@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
-from rag.evidence import Sentence, rank_sentences
-from rag.question import asks_name, asks_quantity, asks_several
+from rag.evidence import Sentence, answering_parts, rank_sentences
+from rag.question import asks_name, asks_quantity, asks_several, question_parts
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
 from rag.text import INTRODUCES, OWN_WORK, names, numbers, quantities
@@ -21,7 +21,8 @@ from rag.types import Passage
 MULTI_KEEP_ABOVE = 0.45
 SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
-# An answer about one paper quotes at most this many of its sentences.
+# An answer about one paper quotes at most this many of its sentences (one asking several things: one per part,
+# rag/evidence.py MAX_PARTS).
 MAX_SINGLE = 3
 
 
@@ -107,6 +108,9 @@ class ExtractiveAnswerer:
         # the first lacks (the method's name, the result), or is nearly as relevant. A question asking for a
         # quantity or a name also gets the paper's sentence that states one, when none of these does.
         same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]
+        parts = question_parts(question)
+        if len(parts) > 1:
+            return answering_parts(question, parts, [best, *same], self.embedder)
         known = names(best.text) | numbers(best.text) | names(question) | numbers(question)
         chosen = [best]
         for candidate in same:

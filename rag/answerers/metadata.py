@@ -4,6 +4,7 @@ from 2023"), written from the paper records rather than the abstracts' text."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from rag.citations import with_markers
 from rag.question import MetadataIntent
@@ -28,16 +29,31 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
     papers = {p.paper_id: p.paper for p in passages}
     out: list[str] = []
     if intent.lists_papers:
-        for pid, number in first.items():
+        order = list(first.items())
+        if intent.kind == "papers_by_date":  # the oldest (or newest) first
+            order.sort(key=lambda item: papers[item[0]].published or date.max, reverse=intent.newest)
+        for pid, number in order:
             paper = papers[pid]
             if intent.kind == "papers_by" and intent.author in (paper.authors or []):
                 out.append(with_markers(f"{paper_name(paper)} lists {intent.author} among its authors.", [number]))
-            elif intent.kind == "papers_in_years" and paper.year is not None and _in_span(paper.year, intent):
+            elif (intent.kind == "papers_in_years" and paper.year is not None and _in_span(paper.year, intent)) or (
+                intent.kind == "papers_by_date" and paper.published is not None
+            ):
                 out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
-            elif intent.kind == "organization" and paper.organization == intent.organization:
-                out.append(
-                    with_markers(f"{paper_name(paper)} carries the organisation tag {paper.organization}.", [number])
+            elif intent.kind == "single_author" and author_count(paper) == 1:
+                out.append(with_markers(f"{paper_name(paper)} has a single author{_named(paper)}.", [number]))
+            elif (
+                intent.kind == "organization"
+                and paper.organization
+                and intent.organization
+                in (
+                    None,
+                    paper.organization,
                 )
+            ):
+                dated = f" and is dated {paper.date}" if paper.date else ""
+                sentence = f"{paper_name(paper)} carries the organisation tag {paper.organization}{dated}."
+                out.append(with_markers(sentence, [number]))
         return out
     if intent.kind == "code":
         shown = list(first.items())[: EACH_PAPERS if intent.each else 1]
@@ -66,6 +82,18 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
     elif intent.kind == "upvotes" and paper.upvotes is not None:
         out.append(with_markers(f"{paper_name(paper)} has {paper.upvotes} upvotes in the listing.", [number]))
     return out
+
+
+def author_count(paper: Paper) -> int | None:
+    """The number of authors, as the listing states it or as a complete author list (no "et al.") shows it; the
+    catalogue's N_AUTHORS computes the same in SQL."""
+    if paper.n_authors is not None:
+        return paper.n_authors
+    return len(paper.authors) if paper.authors and not paper.et_al else None
+
+
+def _named(paper: Paper) -> str:
+    return f", {paper.authors[0]}" if paper.authors else ""
 
 
 def _in_span(year: int, intent: MetadataIntent) -> bool:
