@@ -264,10 +264,10 @@ class Catalogue:
     def organization_papers(self, organization: str | None, limit: int) -> list[str]:
         """Ids of (at most `limit`) papers carrying the organisation tag, or any tag when it is None."""
         if organization is None:
-            sql, params = "SELECT paper_id FROM papers WHERE organization > '' LIMIT ?", [limit]
+            rows = self._db.execute("SELECT paper_id FROM papers WHERE organization > '' LIMIT ?", (limit,))
         else:
-            sql, params = "SELECT paper_id FROM papers WHERE organization = ? LIMIT ?", [organization, limit]
-        return [row[0] for row in self._db.execute(sql, params)]
+            rows = self._db.execute("SELECT paper_id FROM papers WHERE organization = ? LIMIT ?", (organization, limit))
+        return [row[0] for row in rows]
 
     def papers_by_date(self, newest: bool, limit: int) -> list[str]:
         """Ids of the `limit` oldest (or newest) papers whose date has a year, read through an index."""

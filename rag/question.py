@@ -119,7 +119,11 @@ _BY_DATE = re.compile(
     rf"\b.*\b{_COLLECTION}\b",
     re.I,
 )
-_SINGLE_AUTHOR = re.compile(r"\b(?:single|sole|lone|one|only\s+one)[- ]author(?:ed|s)?\b|\bsolo[- ]authored\b", re.I)
+_SINGLE_AUTHOR = re.compile(
+    r"\b(?:single|sole|lone|only\s+one)[- ]author(?:ed|s)?\b|\bsolo[- ]authored\b"
+    r"|\b(?:with|has|have|by)\s+(?:just\s+|only\s+)?one\s+author\b",
+    re.I,
+)
 _ANY_ORGANIZATION = re.compile(
     r"\b(?:organi[sz]ation|affiliation)\s+tags?\b|\btagged\s+with\s+an?\s+organi[sz]ation\b", re.I
 )

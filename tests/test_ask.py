@@ -14,7 +14,7 @@ from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
-from rag.question import asks_name, asks_quantity, asks_several, question_parts
+from rag.question import asks_name, asks_quantity, asks_several, metadata_intent, question_parts
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.text import quantities
@@ -197,6 +197,34 @@ def test_metadata_questions_are_answered_from_the_paper_records(pipe: Pipeline) 
         "Interpretable Graph Convolutional Network of Multi-Modality Brain Imaging for Alzheimer's Disease "
         "Diagnosis": False,
     }
+
+
+class _NoNames:
+    def author_named(self, question: str) -> str | None:
+        return None
+
+    def organization_named(self, question: str) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("What is the oldest paper in the collection?", "papers_by_date"),
+        ("List the newest papers stored here.", "papers_by_date"),
+        ("Which papers in these listings are single-authored?", "single_author"),
+        ("Which works here have just one author?", "single_author"),
+        ("Which papers here have a single author?", "single_author"),
+        ("Which paper carries an organization tag?", "organization"),
+        # About the abstracts' text, not the records: "latest" and "one author" describe the work.
+        ("What is the latest method for pruning large language models?", None),
+        ("Which paper lets one author write prompts for many models?", None),
+        ("What newest work does the survey of model merging cite?", None),
+    ],
+)
+def test_a_question_about_the_whole_collection_is_told_from_one_about_the_text(question: str, kind: str | None) -> None:
+    intent = metadata_intent(question, _NoNames())
+    assert (intent.kind if intent else None) == kind
 
 
 def test_questions_about_the_whole_collection_are_answered_from_every_record(pipe: Pipeline) -> None:
