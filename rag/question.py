@@ -13,9 +13,6 @@ from rag.text import content_stems
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
 # one paper ("collapses several experts", "over prior methods") does not.
-# "The oldest papers in the collection" lists this many.
-RANKED_PAPERS = 3
-
 _PAPERS = r"(?:papers|works|studies|articles|methods|approaches|techniques|frameworks)"
 _SEVERAL = re.compile(
     rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_PAPERS}\b"
@@ -113,9 +110,11 @@ _CODE = re.compile(
 _WHICH_OF = re.compile(r"\bwhich\s+(?:of\s+(?:them|the\s+\w+|these|those)|one)\b", re.I)
 _ORGANIZATION = re.compile(r"\b(organi[sz]ation|org|affiliation|tag|company|lab)\b", re.I)
 # Questions about the whole collection, answered from every paper's record rather than the best passages.
+# "The oldest papers in the collection" lists this many.
+RANKED_PAPERS = 3
 _COLLECTION = r"(?:collection|listings?|corpus|library|store|here|stored|these\s+(?:papers|files|pages))"
 _BY_DATE = re.compile(
-    rf"\b(?P<end>oldest|earliest|newest|latest|most\s+recent)\s+(?P<noun>paper|work|article|entry|publication)(?P<s>s)?"
+    rf"\b(?P<end>oldest|earliest|newest|latest|most\s+recent)\s+(?:paper|work|article|entry|publication)(?P<s>s)?"
     rf"\b.*\b{_COLLECTION}\b",
     re.I,
 )
