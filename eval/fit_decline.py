@@ -64,11 +64,15 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 def predict(intercept: float, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
     """P(answerable), 0 where the floor declines (as rag.confidence.weigh does)."""
     p = 1 / (1 + np.exp(-(intercept + x @ weights)))
-    return np.where(x[:, FEATURES.index("dense")] < DENSE_FLOOR, 0.0, p)
+    return np.where(above_floor(x), p, 0.0)
+
+
+def dense(x: np.ndarray) -> np.ndarray:
+    return x[:, FEATURES.index("dense")]
 
 
 def above_floor(x: np.ndarray) -> np.ndarray:
-    return x[:, FEATURES.index("dense")] >= DENSE_FLOOR
+    return dense(x) >= DENSE_FLOOR
 
 
 def threshold(p: np.ndarray, y: np.ndarray) -> float:
@@ -97,7 +101,8 @@ def floor_sweep(sets: dict[str, tuple[np.ndarray, np.ndarray]], floors: Sequence
     lines = ["floor    " + "  ".join(f"{name:>22}" for name in sets)]
     for floor in floors:
         cells = [
-            f"{(x[y == 1, 1] < floor).mean():>10.3f} / {(x[y == 0, 1] < floor).mean():<9.3f}" for x, y in sets.values()
+            f"{(dense(x)[y == 1] < floor).mean():>10.3f} / {(dense(x)[y == 0] < floor).mean():<9.3f}"
+            for x, y in sets.values()
         ]
         lines.append(f"{floor:7.3f}  " + "  ".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)

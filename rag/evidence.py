@@ -178,12 +178,14 @@ def answering_parts(
     part_vectors, sentence_vectors = vectors[: len(parts)], vectors[len(parts) :]
     given = numbers(question)
     chosen = [pool[0]]
-    for part, part_vector in zip(parts, part_vectors, strict=True):
-        own = content_stems(part) - set().union(*(content_stems(p) for p in parts if p != part))
+    stems = [content_stems(part) for part in parts]
+    for n, (part, part_vector) in enumerate(zip(parts, part_vectors, strict=True)):
+        own = stems[n] - set().union(*(other for m, other in enumerate(stems) if m != n))
+        quantity, name = asks_quantity(part), asks_name(part)
         scored = [
-            (_part_score(sentence, vector, part_vector, own, asks_name(part)), sentence)
+            (_part_score(sentence, vector, part_vector, own, name), sentence)
             for sentence, vector in zip(pool, sentence_vectors, strict=True)
-            if not asks_quantity(part) or quantities(sentence.text) - given
+            if not quantity or quantities(sentence.text) - given
         ] or [(0.0, pool[0])]
         best = max(scored, key=lambda item: item[0])[1]
         if best not in chosen and len(chosen) < MAX_PARTS:

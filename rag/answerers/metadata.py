@@ -42,15 +42,7 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
                 out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
             elif intent.kind == "single_author" and author_count(paper) == 1:
                 out.append(with_markers(f"{paper_name(paper)} has a single author{_named(paper)}.", [number]))
-            elif (
-                intent.kind == "organization"
-                and paper.organization
-                and intent.organization
-                in (
-                    None,
-                    paper.organization,
-                )
-            ):
+            elif intent.kind == "organization" and _carries(paper, intent.organization):
                 dated = f" and is dated {paper.date}" if paper.date else ""
                 sentence = f"{paper_name(paper)} carries the organisation tag {paper.organization}{dated}."
                 out.append(with_markers(sentence, [number]))
@@ -90,6 +82,11 @@ def author_count(paper: Paper) -> int | None:
     if paper.n_authors is not None:
         return paper.n_authors
     return len(paper.authors) if paper.authors and not paper.et_al else None
+
+
+def _carries(paper: Paper, organization: str | None) -> bool:
+    """Whether the paper carries the organisation tag, or any tag when `organization` is None."""
+    return bool(paper.organization) and organization in (None, paper.organization)
 
 
 def _named(paper: Paper) -> str:
