@@ -19,6 +19,7 @@ from rag.config import Settings, load_settings
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError, StoreError
 from rag.evidence import excerpts
+from rag.formats import Options
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
@@ -36,10 +37,13 @@ def ingest(
     prune: bool = False,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    options: Options | None = None,
 ) -> IngestReport:
-    """Parse, chunk, embed and store the given files or folders (the default corpus when None)."""
+    """Parse, chunk, embed and store the given files or folders (the default corpus when None), in any format
+    rag.formats reads (`options`: the format, column names, categories and a limit)."""
     settings = settings or load_settings()
-    return _ingest([Path(p) for p in paths] if paths else None, settings=settings, prune=prune, progress=progress)
+    files = [Path(p) for p in paths] if paths else None
+    return _ingest(files, settings=settings, prune=prune, progress=progress, options=options)
 
 
 def list_papers(
@@ -260,7 +264,7 @@ class Pipeline:
             if on_status is not None:
                 on_status(f"Rereading the {count} best abstracts to rank them…")
 
-        return lambda passages: rerank(question, passages, model, reading=reading)
+        return lambda passages: rerank(question, passages, model, reading=reading, embedder=self.embedder)
 
     def _answer(
         self,
@@ -476,6 +480,9 @@ def _citation(number: int, passage: Passage) -> Citation:
         chunk_id=passage.chunk_id,
         passage=passage.text,
         score=passage.score,
+        arxiv_id=paper.arxiv_id,
+        doi=paper.doi,
+        url=paper.url,
     )
 
 

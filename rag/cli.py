@@ -14,6 +14,7 @@ import click
 from rag import api
 from rag.config import load_settings
 from rag.errors import RagError
+from rag.formats import FORMATS, Options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,15 +47,53 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--prune", is_flag=True, help="Remove stored papers that are no longer in the given files.")
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    help="Read every file in this format [default: told by each file's content and extension].",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="For CSV and JSON lines: the column holding FIELD, e.g. --field abstract=summary (repeatable).",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Only papers listed under this category, e.g. cs.LG (repeatable: any of them).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers from all the files.")
 @user_errors
-def ingest(paths: tuple[Path, ...], prune: bool) -> None:
-    """Parse, chunk, embed and store PATHS (files or folders; the shipped corpus when none)."""
+def ingest(
+    paths: tuple[Path, ...],
+    prune: bool,
+    format_name: str | None,
+    fields: tuple[str, ...],
+    categories: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    """Parse, chunk, embed and store PATHS (files or folders; the shipped corpus when none): the scraped
+    listings, arXiv API feeds, the arXiv metadata snapshot, BibTeX, RIS, CSV, JSON lines or OpenAlex works."""
     from rich.console import Console
 
+    try:
+        mapped = Options.parse_fields(fields)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--field") from None
+    options = Options(
+        format=format_name.casefold() if format_name else None,
+        fields=mapped,
+        categories=frozenset(c.casefold() for c in categories),
+        limit=limit,
+    )
     settings = load_settings()
     console = Console(stderr=True)
     with _progress(console) as progress:
-        report = api.ingest(list(paths) or None, prune=prune, settings=settings, progress=progress)
+        report = api.ingest(list(paths) or None, prune=prune, settings=settings, progress=progress, options=options)
     for problem in report.problems:
         if problem.line is not None:
             click.echo(f"warning: {problem}", err=True)
@@ -211,7 +250,11 @@ def _print_answer(answer: Any) -> None:
         click.echo(f"[{citation.number}] {title}")
         authors = ", ".join(citation.authors or []) or (f"{citation.n_authors} authors" if citation.n_authors else "")
         where = ", ".join(f"{s.file}#{s.position}" for s in citation.sources)
-        facts = " · ".join(x for x in (authors, citation.date or "", citation.category or "", where) if x)
+        facts = " · ".join(
+            x
+            for x in (authors, citation.date or "", citation.category or "", citation.identifier, citation.url, where)
+            if x
+        )
         click.echo(textwrap.fill(facts, width, initial_indent="    ", subsequent_indent="    "))
         click.echo(textwrap.fill(f"“{citation.passage}”", width, initial_indent="    ", subsequent_indent="    "))
 

@@ -23,8 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date as Date
 from pathlib import Path
+from typing import Any
 
 from rag.errors import IngestError
+from rag.identity import assign
 from rag.types import Paper, PaperRecord, ParseProblem, Source, paper_id_for
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -466,19 +468,21 @@ def _parse_arxiv(lines: Sequence[str], file: str) -> tuple[list[PaperRecord], li
 
 
 def merge_records(records: Iterable[PaperRecord]) -> list[Paper]:
-    """One Paper per distinct abstract, merging what each file says about it, in order of first appearance.
+    """One Paper per paper the records describe (rag.identity: one arXiv id, DOI, or title and opening), merging
+    what each file says about it, in order of first appearance.
 
-    A field takes the first value given, in (file, position) order, except: the date prefers a form with a
-    year, and the vote count takes the highest (pages are snapshots; votes only grow).
+    A field takes the first value given, in (file, position) order, except: the abstract is the latest arXiv
+    version's where versions are known, the date prefers a form with a year, the vote count takes the highest
+    (pages are snapshots; votes only grow) and the revision date the latest.
     """
     groups: dict[str, list[PaperRecord]] = defaultdict(list)
-    for record in records:
+    for record in assign(list(records)):
         groups[record.paper_id].append(record)
     papers = []
     for paper_id, group in groups.items():
         group = sorted(group, key=lambda r: (r.source.file, r.source.position))
 
-        def first(attribute: str, rows: list[PaperRecord] = group) -> object:
+        def first(attribute: str, rows: list[PaperRecord] = group) -> Any:
             return next((getattr(r, attribute) for r in rows if getattr(r, attribute) is not None), None)
 
         with_authors = next((r for r in group if r.authors is not None), None)
@@ -486,21 +490,29 @@ def merge_records(records: Iterable[PaperRecord]) -> list[Paper]:
             (r for r in group if r.date is not None), None
         )
         votes = [r.upvotes for r in group if r.upvotes is not None]
+        revised = [r.updated for r in group if r.updated is not None]
+        latest = max(group, key=lambda r: r.version or 0)
         papers.append(
             Paper(
                 paper_id=paper_id,
-                title=first("title"),  # type: ignore[arg-type]
-                abstract=group[0].abstract,
+                title=first("title"),
+                abstract=latest.abstract,
                 authors=with_authors.authors if with_authors else None,
                 et_al=with_authors.et_al if with_authors else False,
-                n_authors=first("n_authors"),  # type: ignore[arg-type]
+                n_authors=first("n_authors"),
                 date=dated.date if dated else None,
                 published=dated.published if dated else None,
                 upvotes=max(votes) if votes else None,
-                category=first("category"),  # type: ignore[arg-type]
-                has_code=first("has_code"),  # type: ignore[arg-type]
-                organization=first("organization"),  # type: ignore[arg-type]
+                category=first("category"),
+                has_code=first("has_code"),
+                organization=first("organization"),
                 sources=[r.source for r in group],
+                arxiv_id=first("arxiv_id"),
+                doi=first("doi"),
+                url=first("url"),
+                categories=first("categories"),
+                venue=first("venue"),
+                updated=max(revised) if revised else None,
             )
         )
     return papers

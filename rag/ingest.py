@@ -27,9 +27,11 @@ from pathlib import Path
 from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker, embedding_text
 from rag.config import Settings
-from rag.corpus import collect_files, merge_records, parse_file
+from rag.corpus import collect_files, merge_records
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import IngestError, StoreError
+from rag.formats import Options, read_file
+from rag.identity import assign, known_keys
 from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
 from rag.types import Chunk, Paper, PaperRecord, ParseProblem
@@ -90,7 +92,9 @@ def content_hash(paper: Paper, chunker: Chunker) -> str:
 
 def meta_hash(paper: Paper) -> str:
     """Hash of every stored field of a paper."""
-    return _hash([paper.model_dump(mode="json")])
+    # Fields added to Paper after stores were written have defaults and are left out while unset, so that those
+    # stores' papers keep their hashes.
+    return _hash([paper.model_dump(mode="json", exclude_defaults=True)])
 
 
 def _hash(parts: list[object]) -> str:
@@ -205,8 +209,11 @@ def ingest(
     settings: Settings,
     prune: bool = False,
     progress: Progress | None = None,
+    options: Options | None = None,
 ) -> IngestReport:
-    """Parse, chunk, embed and store the papers of `paths` (the default corpus when None)."""
+    """Parse, chunk, embed and store the papers of `paths` (the default corpus when None), read as `options`
+    says (rag.formats)."""
+    options = options or Options()
     report = IngestReport()
     started = time.perf_counter()
     tick = time.perf_counter()
@@ -216,17 +223,21 @@ def ingest(
         report.files.append(FileReport(file=problem.file, layout=None, papers=0, error=str(problem)))
     parsed: dict[str, list[PaperRecord]] = {}
     unreadable: set[str] = set()
+    taken = 0
     for path in files:
+        left = None if options.limit is None else options.limit - taken
+        if left is not None and left <= 0:
+            break
         try:
-            result = parse_file(path)
+            result = read_file(path, options, left)
         except IngestError as exc:
             unreadable.add(path.name)
             report.files.append(FileReport(file=path.name, layout=None, papers=0, error=str(exc)))
             continue
         parsed[path.name] = result.records
+        taken += len(result.records)
         report.problems.extend(result.problems)
         report.files.append(FileReport(file=path.name, layout=result.layout, papers=len(result.records)))
-    report.found = len({r.paper_id for records in parsed.values() for r in records})
     report.seconds["parse"] = time.perf_counter() - tick
 
     chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
@@ -234,6 +245,8 @@ def ingest(
         tick = time.perf_counter()
         store = open_store(settings, embedder_name(settings))
         stored = _repair(store)
+        parsed = _identified(parsed, stored)
+        report.found = len({r.paper_id for records in parsed.values() for r in records})
         catalogue = open_catalogue(settings)
         catalogue.sync(store)
         damaged = frozenset(p.file for p in report.problems if p.file in parsed)
@@ -265,6 +278,17 @@ def ingest(
         report.chunks_total = store.count_chunks()
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _identified(parsed: dict[str, list[PaperRecord]], stored: dict[str, StoredPaper]) -> dict[str, list[PaperRecord]]:
+    """The parsed records with their papers settled across every file and the store (rag.identity)."""
+    settled = iter(
+        assign(
+            [r for records in parsed.values() for r in records],
+            known_keys({pid: item.records for pid, item in stored.items()}),
+        )
+    )
+    return {file: [next(settled) for _ in records] for file, records in parsed.items()}
 
 
 class _InProcess:

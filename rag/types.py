@@ -44,11 +44,32 @@ class PaperRecord(BaseModel):
     category: str | None = Field(default=None, description="arXiv category code, e.g. 'LG'.")
     has_code: bool | None = Field(default=None, description="Whether the listing marks the paper as having code.")
     organization: str | None = Field(default=None, description="Organisation tag shown after the authors.")
+    arxiv_id: str | None = Field(default=None, description="arXiv id without its version, e.g. '2312.02896'.")
+    version: int | None = Field(default=None, description="The arXiv version the abstract is from.")
+    doi: str | None = Field(default=None, description="DOI, lower-cased, without a resolver prefix.")
+    url: str | None = Field(default=None, description="A link to the paper, as the source gives it.")
+    categories: list[str] | None = Field(default=None, description="Every category listed, primary first.")
+    venue: str | None = Field(default=None, description="Journal, proceedings or journal reference.")
+    updated: Date | None = Field(default=None, description="When the abstract was last revised, where given.")
+
+    assigned_id: str | None = Field(
+        default=None, description="The paper this record was merged into, where its own id differs (rag.identity)."
+    )
+
+    @property
+    def own_id(self) -> str:
+        """The id this record gives its paper: from its arXiv id, else its DOI, else its abstract (which is what
+        the shipped listings' papers have always been known by)."""
+        if self.arxiv_id:
+            return paper_id_for(f"arxiv:{self.arxiv_id.casefold()}")
+        if self.doi:
+            return paper_id_for(f"doi:{self.doi.casefold()}")
+        return paper_id_for(self.abstract)
 
     @property
     def paper_id(self) -> str:
         """Id of the paper this record belongs to."""
-        return paper_id_for(self.abstract)
+        return self.assigned_id or self.own_id
 
 
 class Paper(BaseModel):
@@ -69,6 +90,12 @@ class Paper(BaseModel):
     has_code: bool | None
     organization: str | None
     sources: list[Source]
+    arxiv_id: str | None = None
+    doi: str | None = None
+    url: str | None = None
+    categories: list[str] | None = None
+    venue: str | None = None
+    updated: Date | None = None
 
     @property
     def year(self) -> int | None:
@@ -201,6 +228,14 @@ class Citation(BaseModel):
     chunk_id: str
     passage: str = Field(description="The exact text of the cited chunk.")
     score: float = Field(description="Retrieval score of the passage.")
+    arxiv_id: str | None = None
+    doi: str | None = None
+    url: str | None = Field(default=None, description="The paper's link as its source gives it; never fetched.")
+
+    @property
+    def identifier(self) -> str | None:
+        """ "arXiv:2312.02896" or "doi:10.…" where the paper has either."""
+        return f"arXiv:{self.arxiv_id}" if self.arxiv_id else f"doi:{self.doi}" if self.doi else None
 
 
 class AnswerSentence(BaseModel):

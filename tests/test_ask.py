@@ -395,7 +395,7 @@ def test_to_dict_is_json_with_stable_field_names(pipe: Pipeline) -> None:
     }  # fmt: skip
     assert set(data["citations"][0]) == {
         "number", "paper_id", "title", "authors", "n_authors", "date", "published", "category", "sources",
-        "chunk_id", "passage", "score",
+        "chunk_id", "passage", "score", "arxiv_id", "doi", "url",
     }  # fmt: skip
     assert json.loads(json.dumps(data)) == data
 

@@ -25,6 +25,12 @@ PAPER_FIELDS = {
     "has_code",
     "organization",
     "sources",
+    "arxiv_id",
+    "doi",
+    "url",
+    "categories",
+    "venue",
+    "updated",
 }
 
 

@@ -409,3 +409,46 @@ def test_a_follow_up_and_a_filter_set_in_the_browser_shape_the_next_answer(ui: s
     assert filtered and all((years.get(title) or 0) >= 2024 for title in filtered), filtered
     page.screenshot(path=str(ARTIFACTS / "ui-follow-up-and-filter.png"))
     page.close()
+
+
+QUOKKA_BIB = """@article{quill2025quokka,
+  title = {Tiny {Quokka} Networks},
+  author = {Quill, Ada and M{\\"u}ller, J{\\'e}r{\\^o}me},
+  abstract = {We introduce Quokka, a 12-layer network that ranks wallaby photographs by their fur
+    density. Quokka reaches 91.4\\% accuracy on the Rottnest benchmark while using 3 million parameters.},
+  year = {2025},
+  eprint = {2501.01234}, archivePrefix = {arXiv}, primaryClass = {cs.CV},
+}
+
+@misc{talk, title = {A Talk Without an Abstract}, author = {Roe, Jo}, year = {2024}}
+"""
+
+
+@pytest.mark.slow
+def test_papers_added_in_the_corpus_tab_are_listed_and_answered_with_their_cards(  # type: ignore[no-untyped-def]
+    ui: str, browser, tmp_path: Path
+) -> None:
+    upload = tmp_path / "quokka.bib"
+    upload.write_text(QUOKKA_BIB, encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(ui)
+    page.get_by_role("tab", name="Corpus").click()
+    page.get_by_text("Add papers", exact=True).first.click()
+    page.set_input_files("#add-file input[type=file]", str(upload))
+    page.locator("#add-file .file-preview").first.wait_for(timeout=30_000)  # uploaded
+    page.click("#add-papers")
+    page.locator("#add-summary").get_by_text("Added 1 new papers").wait_for(timeout=120_000)
+    summary = page.inner_text("#add-summary")
+    assert "quokka.bib line 10: entry talk: no abstract; the entry is not stored" in summary, summary
+    page.fill("#corpus-search textarea, #corpus-search input", "quokka")
+    page.wait_for_function(
+        "() => document.querySelector('#corpus-table').innerText.includes('Tiny Quokka Networks')", timeout=30_000
+    )
+    page.get_by_role("tab", name="Ask").click()
+    ask(page, "Which network ranks wallaby photographs by their fur density?")
+    page.locator("[id^='src-1-']").first.wait_for(timeout=60_000)
+    assert _card_titles(page, 1)[0] == "Tiny Quokka Networks"
+    card = page.inner_text("[id^='src-1-']")
+    assert "Ada Quill, Jérôme Müller" in card and "arXiv:2501.01234" in card
+    page.screenshot(path=str(ARTIFACTS / "ui-add-papers.png"))
+    page.close()

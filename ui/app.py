@@ -11,12 +11,14 @@ import queue
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 import rag
 from rag import ABSTAIN_PHRASE, Answer, Filters, RagError
+from rag.formats import FORMATS, Options
 
 EXAMPLES = [
     "Which papers here merge fine-tuned models, and how do their methods differ?",
@@ -100,12 +102,31 @@ def _card(citation: Any, claims: list[str], turn: int) -> str:
         f"{citation.n_authors} authors" if citation.n_authors else "authors not listed"
     )
     where = ", ".join(f"{s.file} #{s.position}" for s in citation.sources)
-    meta = " · ".join(x for x in (authors, citation.date or "date not listed", citation.category or "", where) if x)
+    facts = (authors, citation.date or "date not listed", citation.category or "", citation.identifier, where)
+    meta = _e(" · ".join(x for x in facts if x))
+    if citation.url and citation.url.startswith(("https://", "http://")):
+        meta += f' · <a href="{_e(citation.url)}" target="_blank" rel="noopener noreferrer">link</a>'
     return (
         f'<div class="card" id="src-{turn}-{citation.number}">'
         f"<b>[{citation.number}] {_e(citation.title or '(untitled)')}</b>"
-        f'<div class="meta">{_e(meta)}</div><blockquote>{passage}</blockquote></div>'
+        f'<div class="meta">{meta}</div><blockquote>{passage}</blockquote></div>'
     )
+
+
+def _ingest_summary(report: rag.IngestReport) -> str:
+    """What an upload added, and every problem the file had, by line."""
+    failed = [f"<li>{_e(f.error)}</li>" for f in report.failed_files]
+    if failed:
+        return f'<p class="error">Nothing was added.</p><ul>{"".join(failed)}</ul>'
+    lines = [
+        f"<p>Added {report.new} new papers; {report.changed} found again or changed, {report.unchanged} unchanged. "
+        f"{report.papers_total} papers in the collection.</p>"
+    ]
+    if report.problems:
+        items = "".join(f"<li>{_e(problem)}</li>" for problem in report.problems[:50])
+        more = f"<li>… and {len(report.problems) - 50} more</li>" if len(report.problems) > 50 else ""
+        lines.append(f"<p>{len(report.problems)} entries were not stored:</p><ul>{items}{more}</ul>")
+    return "".join(lines)
 
 
 def llm_status(settings: rag.Settings) -> str:
@@ -243,6 +264,22 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
         title = _e(paper.title or "(untitled)")
         return f'<div class="card"><b>{title}</b><blockquote>{_e(paper.abstract)}</blockquote></div>'
 
+    def add_papers(upload: Any, format_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[str]]]:  # noqa: B008
+        """Ingest an uploaded file (any format rag.formats reads) and say what it added."""
+        if upload is None:
+            return "Choose a file to add first.", browse("", "", None)
+        path = Path(upload if isinstance(upload, str) else upload.name)
+
+        def step(stage: str, done: int, total: int) -> None:
+            progress((done, total), desc=f"{stage}: {done} of {total} papers")
+
+        options = Options(format=None if format_name == "detect" else format_name)
+        try:
+            report = rag.ingest([path], settings=settings, options=options, progress=step)
+        except RagError as exc:
+            return f'<p class="error">{_e(exc)}</p>', browse("", "", None)
+        return _ingest_summary(report), browse("", "", None)
+
     def latest_report() -> str:
         path = settings.home / "eval" / "report.html"
         if not path.exists():
@@ -288,6 +325,16 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
                 elem_id="corpus-table",
             )
             detail = gr.HTML()
+            with gr.Accordion("Add papers", open=False):
+                gr.Markdown(
+                    "A file of abstracts: an arXiv API result, the arXiv metadata snapshot, BibTeX, RIS, CSV, "
+                    "JSON lines, OpenAlex works, or a scraped listing. Its papers can be asked about once it is in."
+                )
+                with gr.Row():
+                    upload = gr.File(label="File", file_count="single", elem_id="add-file")
+                    format_name = gr.Dropdown(["detect", *FORMATS], value="detect", label="Format")
+                add = gr.Button("Add papers", elem_id="add-papers")
+                added = gr.HTML(elem_id="add-summary")
         with gr.Tab("Evaluation"):
             report = gr.HTML(latest_report())
             gr.Button("Reload report").click(latest_report, outputs=report, api_visibility="private")
@@ -300,6 +347,7 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
         for box in (search, by_author, year):
             box.change(browse, [search, by_author, year], table, api_visibility="private")
         table.select(show_paper, table, detail, api_visibility="private")
+        add.click(add_papers, [upload, format_name], [added, table], concurrency_limit=1, api_visibility="private")
         api_question = gr.Textbox(visible=False)
         api_backend = gr.Textbox(visible=False)
         api_k = gr.Number(visible=False)

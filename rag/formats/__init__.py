@@ -1,0 +1,89 @@
+"""Files of papers → PaperRecords, one reader per format: the scraped listings the project ships (rag.corpus) and
+the standard formats users bring (arXiv API feeds and the metadata snapshot, BibTeX, RIS, CSV and JSON lines,
+OpenAlex works).
+
+A file's format is told by its content first, then by its extension; `Options.format` overrides both. The
+bibliographic readers yield records one at a time, so a file is never held whole beyond what its parser needs
+(the snapshot, CSV and JSON lines are streamed a line at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rag.corpus import LAYOUTS, MAX_FILE_BYTES, ParsedFile, parse_file
+from rag.errors import IngestError
+from rag.formats import atom, bibtex, openalex, ris, snapshot, table
+from rag.formats.common import Options, Reading
+from rag.types import PaperRecord, ParseProblem
+
+Reader = Callable[[Path, Reading, dict[str, str]], Iterator[PaperRecord | ParseProblem]]
+# Tried in this order on the file's first bytes: the more specific formats first.
+READERS: dict[str, tuple[Callable[[str], bool], Reader]] = {
+    atom.NAME: (atom.sniff, atom.read),
+    openalex.NAME: (openalex.sniff, openalex.read),
+    snapshot.NAME: (snapshot.sniff, snapshot.read),
+    table.JSONL: (table.sniff_jsonl, table.read_jsonl),
+    bibtex.NAME: (bibtex.sniff, bibtex.read),
+    ris.NAME: (ris.sniff, ris.read),
+    table.CSV: (table.sniff_csv, table.read_csv),
+}
+SCRAPED = "scraped"
+FORMATS = (*READERS, SCRAPED)
+EXTENSIONS = {".bib": bibtex.NAME, ".bibtex": bibtex.NAME, ".ris": ris.NAME, ".csv": table.CSV, ".jsonl": table.JSONL}
+HEAD_BYTES = 8192
+# The scraped listings are parsed whole, and so are capped (rag.corpus.MAX_FILE_BYTES); these are read as
+# they go and are not.
+STREAMED = (snapshot.NAME, table.JSONL, table.CSV)
+# Formats whose text is LaTeX source: accents, braces and escapes are rendered (math is kept as written).
+LATEX = (atom.NAME, snapshot.NAME, bibtex.NAME)
+
+
+def detect(path: Path) -> str:
+    """The format of the file at `path`, by content, then by extension; the scraped listings otherwise."""
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES).decode("utf-8", errors="ignore")
+    for name, (sniff, _) in READERS.items():
+        if sniff(head):
+            return name
+    return EXTENSIONS.get(path.suffix.casefold(), SCRAPED)
+
+
+def read_file(path: Path, options: Options | None = None, limit: int | None = None) -> ParsedFile:
+    """The records of one file in any known format (those `options` keeps, at most `limit`), and its problems.
+    Raises IngestError when the file cannot be used at all, or names an unknown format."""
+    options = options or Options()
+    name = options.format or detect(path)
+    if name not in FORMATS:
+        raise IngestError(f"{path.name}: unknown format {name!r}; the formats read are {', '.join(FORMATS)}")
+    if name == SCRAPED:
+        parsed = parse_file(path)
+        kept = [r for r in parsed.records if options.keeps(r)][:limit]
+        return ParsedFile(parsed.file, parsed.path, parsed.layout, kept, parsed.problems)
+    size = path.stat().st_size
+    if name not in STREAMED and size > MAX_FILE_BYTES:
+        raise IngestError(
+            f"{path.name}: {size:,} bytes of {name} is more than the {MAX_FILE_BYTES:,} bytes read whole; split the "
+            "file, or convert it to JSON lines, which are read as they go"
+        )
+    _, reader = READERS[name]
+    reading = Reading(path, latex=name in LATEX)
+    records: list[PaperRecord] = []
+    problems: list[ParseProblem] = []
+    try:
+        for item in reader(path, reading, options.fields):
+            if isinstance(item, ParseProblem):
+                problems.append(item)
+            elif options.keeps(item):
+                records.append(item)
+                if limit is not None and len(records) >= limit:
+                    break
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert it to UTF-8") from exc
+    if not records and (problems or not options.categories):
+        detail = f"; first problem: {problems[0]}" if problems else ""
+        raise IngestError(f"{path.name}: no paper with an abstract could be read ({name}){detail}")
+    return ParsedFile(file=path.name, path=path, layout=name, records=records, problems=problems)
+
+
+__all__ = ["FORMATS", "LAYOUTS", "Options", "detect", "read_file"]

@@ -1,0 +1,50 @@
+"""RIS, as reference managers export it (read with rispy): `TY  -` opens a record, `ER  -` closes it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.formats.common import Reading, arxiv_id, doi, first_last, parse_date
+from rag.types import PaperRecord, ParseProblem
+
+NAME = "ris"
+
+
+def sniff(head: str) -> bool:
+    """Whether the file's first tag line is `TY  - …`."""
+    return re.search(r"^TY  - ", head.lstrip("\ufeff"), re.M) is not None
+
+
+def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
+    """One record per RIS entry; an entry without an abstract (`AB` or `N2`) is reported with its line."""
+    import rispy
+
+    text = path.read_text(encoding="utf-8-sig")
+    starts = [text.count("\n", 0, found.start()) + 1 for found in re.finditer(r"^TY  - ", text, re.M)]
+    try:
+        entries = rispy.loads(text)
+    except (OSError, ValueError) as exc:
+        yield reading.problem(None, f"not a readable RIS file ({exc}); export it again as RIS")
+        return
+    for number, entry in enumerate(entries):
+        line = starts[number] if number < len(starts) else 1
+        links = entry.get("urls") or []
+        identifier, version = arxiv_id(next((link for link in links if "arxiv.org" in link), None))
+        published = parse_date(entry.get("date") or entry.get("publication_year") or entry.get("year"))
+        title = entry.get("title") or entry.get("primary_title") or ""
+        yield reading.record(
+            line,
+            entry.get("abstract") or entry.get("notes_abstract"),
+            f"entry {title[:60]!r}" if title else f"entry {number + 1}",
+            title=title,
+            authors=[first_last(name) for name in entry.get("authors") or entry.get("first_authors") or []],
+            arxiv_id=identifier,
+            version=version,
+            doi=doi(entry.get("doi")),
+            url=links[0] if links else None,
+            published=published,
+            date=published.isoformat() if published else None,
+            venue=entry.get("journal_name") or entry.get("secondary_title") or None,
+        )
