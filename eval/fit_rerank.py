@@ -1,19 +1,24 @@
 """Fit the reranker's weight and margin (rag/rerank.py) on the tuning half of the development questions with
 5-fold cross-validation, and report them on the test half, which nothing is fitted on.
 
-    python -m rag.evaluation.fit_rerank [--questions FILE] [--cache FILE]
+    python -m rag.evaluation.fit_rerank [--questions FILE] [--also FILE] [--sentences N] [--cache FILE]
 
 A passage's reranked score is its retrieval score plus WEIGHT times the question's mean log-probability per token
 after it; only the passages whose retrieval score is within MARGIN of the best are reread. The figure is how often
 the first passage is from a gold paper, over the answerable questions the reranker reads: not metadata questions
 (answered from the records) nor questions about several papers.
-`--cache` keeps the model's likelihoods in a JSON file (a second per passage), so a second run only refits."""
+`--sentences N` has the model read each paper's title and N best sentences instead of the whole abstract
+(rag.rerank.readings); `--also FILE` reports a further question set (say, independent questions) beside the test
+half, never fitted on. Only passages within REACH of the best are read: none further behind ever overtook the
+first (README, "Reranking"). `--cache` keeps the model's likelihoods in a JSON file (a second per passage), so
+a second run only refits."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,31 +27,46 @@ from rag.evaluation.questions import Question, load_questions, resolve_gold
 import rag
 from rag.api import DEFAULT_K
 from rag.question import asks_several, metadata_intent
-from rag.rerank import DEPTH, combined, contenders, likelihoods
+from rag.rerank import DEPTH, combined, contenders, likelihoods, readings
 
 GRID = [round(0.1 * n, 1) for n in range(0, 31)]
-MARGINS = [round(0.05 * n, 2) for n in range(1, 11)] + [float("inf")]
+REACH = 0.3
+MARGINS = [round(0.05 * n, 2) for n in range(1, 7)]
 FOLDS = 5
 Row = tuple[list[float], list[float], list[bool]]  # per passage: retrieval score, likelihood, gold or not
 
 
-def rows(pipe: rag.Pipeline, questions: Sequence[Question], gold: dict[str, set[str]], cache: dict) -> list[Row]:
-    """Each question's first DEPTH passages as the reranker sees them."""
+def rows(
+    pipe: rag.Pipeline,
+    questions: Sequence[Question],
+    gold: dict[str, set[str]],
+    cache: dict,
+    sentences: int | None,
+    tokens: list[int],
+) -> list[Row]:
+    """Each question's first DEPTH passages as the reranker sees them (those beyond REACH with no likelihood: they
+    are never reread). `tokens` gets the prompt length of each reading."""
     model = pipe.answerer("local").model  # type: ignore[attr-defined]
     out: list[Row] = []
     for question in questions:
-        if question.id not in cache:
+        key = f"{question.id}/{sentences}"
+        if key not in cache:
             passages = pipe.retriever.retrieve(question.question, DEFAULT_K)[:DEPTH]
-            cache[question.id] = [
-                [p.score, value, p.paper_id in gold[question.id]]
-                for p, value in zip(passages, likelihoods(question.question, passages, model), strict=True)
+            near = [p for p in passages if p.score >= passages[0].score - REACH]
+            texts = readings(question.question, near, pipe.embedder, sentences)
+            values = likelihoods(question.question, near, model, pipe.embedder, sentences)
+            lengths = [model.count_tokens([{"role": "user", "content": text}]) for text in texts]
+            cache[key] = [
+                [p.score, value, p.paper_id in gold[question.id], length]
+                for p, value, length in zip(near, values, lengths, strict=True)
             ]
-        scored = cache[question.id]
-        out.append(([s for s, _, _ in scored], [v for _, v, _ in scored], [g for _, _, g in scored]))
+        scored = cache[key]
+        tokens.extend(n for *_, n in scored)
+        out.append(([s for s, *_ in scored], [v for _, v, *_ in scored], [g for _, _, g, _ in scored]))
     return out
 
 
-def first_is_gold(rows: Sequence[Row], weight: float, margin: float = float("inf")) -> float:
+def first_is_gold(rows: Sequence[Row], weight: float, margin: float = REACH) -> float:
     """Share of questions whose best passage, at `weight`, rereading the passages within `margin`, is from a gold
     paper."""
     hits = 0
@@ -76,23 +96,34 @@ def best_margin(rows: Sequence[Row], weight: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=Path, default=Path(__file__).with_name("questions.jsonl"))
+    parser.add_argument("--also", type=Path, action="append", default=[], help="a further set to report")
+    parser.add_argument("--sentences", type=int, default=None, help="read N best sentences, not the abstract")
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
     pipe = rag.pipeline()
     cache = json.loads(args.cache.read_text()) if args.cache is not None and args.cache.is_file() else {}
-    questions = [
-        q
-        for q in load_questions(args.questions)
-        if q.answerable
-        and not asks_several(q.question)
-        and metadata_intent(q.question, pipe.retriever.catalogue) is None
-    ]
-    gold = resolve_gold(questions, {p.paper_id: p for p in rag.list_papers()})
-    halves = {}
+    papers = {p.paper_id: p for p in rag.list_papers()}
+
+    def reranked(path: Path) -> list[Question]:
+        return [
+            q
+            for q in load_questions(path)
+            if q.answerable
+            and not asks_several(q.question)
+            and metadata_intent(q.question, pipe.retriever.catalogue) is None
+        ]
+
+    questions = reranked(args.questions)
+    sets = {
+        "tune": [q for q in questions if q.extra.get("split") != "test"],
+        "test": [q for q in questions if q.extra.get("split") == "test"],
+        **{path.name: reranked(path) for path in args.also},
+    }
+    halves: dict[str, list[Row]] = {}
+    tokens: list[int] = []
     try:
-        for half in ("tune", "test"):
-            chosen = [q for q in questions if (q.extra.get("split") == "test") == (half == "test")]
-            halves[half] = rows(pipe, chosen, gold, cache)
+        for name, chosen in sets.items():
+            halves[name] = rows(pipe, chosen, resolve_gold(chosen, papers), cache, args.sentences, tokens)
     finally:
         if args.cache is not None:
             args.cache.write_text(json.dumps(cache))
@@ -111,19 +142,24 @@ def main() -> None:
             f"fold {fold + 1}: weight {weight}, margin {margin}, first passage gold "
             f"{first_is_gold(out, weight, margin):.3f} held out, {reads(out, margin):.2f} abstracts reread"
         )
+    print(f"reading: {'the whole abstract' if args.sentences is None else f'{args.sentences} best sentences'}")
+    print(f"  prompt tokens per reading: median {statistics.median(tokens):.0f}, mean {statistics.mean(tokens):.0f}")
     print(
         f"cross-validated first passage gold (tuning half, {len(tune)} questions): {held_out / len(tune):.3f} with "
         f"{held_out_read / len(tune):.2f} abstracts reread; without reranking {first_is_gold(tune, 0.0):.3f}"
     )
     weight = best_weight(tune)
     margin = best_margin(tune, weight)
-    test = halves["test"]
-    print(
-        f"test half ({len(test)} questions, never fitted on): first passage gold "
-        f"{first_is_gold(test, weight, margin):.3f} at weight {weight}, margin {margin} "
-        f"({reads(test, margin):.2f} abstracts reread); all {DEPTH} reread {first_is_gold(test, weight):.3f}; "
-        f"without reranking {first_is_gold(test, 0.0):.3f}"
-    )
+    for name, held in halves.items():
+        if name == "tune":
+            continue
+        print(
+            f"{name} ({len(held)} questions, never fitted on): first passage gold "
+            f"{first_is_gold(held, weight, margin):.3f} at weight {weight}, margin {margin} "
+            f"({reads(held, margin):.2f} abstracts reread); all within {REACH} reread "
+            f"{first_is_gold(held, weight):.3f}; "
+            f"without reranking {first_is_gold(held, 0.0):.3f}"
+        )
     print(f"constants for rag/rerank.py: WEIGHT = {weight}, MARGIN = {margin}")
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from rag.embedding import Embedder
+from rag.evidence import LEXICAL_WEIGHT, SEMANTIC_WEIGHT
 from rag.templates import render
+from rag.text import content_stems, sentence_spans
 from rag.types import Passage
 
 # How many of the best passages are reread at most: each costs the model one pass over an abstract (about 2 s on
@@ -25,6 +28,10 @@ MARGIN = 0.15
 # A passage's new score: its retrieval score plus WEIGHT times the question's mean log-probability per token.
 # Fitted by cross-validation on the tuning half of the development questions (eval/fit_rerank.py).
 WEIGHT = 1.3
+# What the model reads of each paper: its title and the abstract's READ_SENTENCES sentences that best match the
+# question, in the abstract's order (None: the whole abstract). Reading the prompt is most of a rerank's cost,
+# and on a CPU without AVX-512 it is several seconds per abstract.
+READ_SENTENCES: int | None = None
 
 
 class Likelihood(Protocol):
@@ -35,12 +42,44 @@ class Likelihood(Protocol):
         ...
 
 
-def likelihoods(question: str, passages: Sequence[Passage], model: Likelihood) -> list[float]:
-    """For each passage, the mean log-probability per token of `question` as the model's question about it."""
+def likelihoods(
+    question: str,
+    passages: Sequence[Passage],
+    model: Likelihood,
+    embedder: Embedder | None = None,
+    sentences: int | None = READ_SENTENCES,
+) -> list[float]:
+    """For each passage, the mean log-probability per token of `question` as the model's question about its paper
+    (as `readings` gives it to the model)."""
     return [
-        model.likelihood([{"role": "user", "content": render("rerank", abstract=_abstract(p))}], question)
-        for p in passages
+        model.likelihood([{"role": "user", "content": render("rerank", abstract=text)}], question)
+        for text in readings(question, passages, embedder, sentences)
     ]
+
+
+def readings(
+    question: str, passages: Sequence[Passage], embedder: Embedder | None, sentences: int | None = READ_SENTENCES
+) -> list[str]:
+    """What the model reads of each passage's paper: the title and the whole abstract, or, with `sentences` and an
+    `embedder`, the title and the abstract's `sentences` sentences that best match the question (meaning and shared
+    words, weighed as the answer's sentences are), in the abstract's order."""
+    if sentences is None or embedder is None:
+        return [_titled(p, p.paper.abstract) for p in passages]
+    spans = [sentence_spans(p.paper.abstract) for p in passages]
+    texts = [[p.paper.abstract[a:b] for a, b in mine] for p, mine in zip(passages, spans, strict=True)]
+    vectors = embedder.embed_texts([question, *(t for mine in texts for t in mine)])
+    asked, stems = vectors[0], content_stems(question)
+    out, at = [], 1
+    for passage, mine in zip(passages, texts, strict=True):
+        scores = []
+        for text, vector in zip(mine, vectors[at : at + len(mine)], strict=True):
+            overlap = len(stems & content_stems(text)) / len(stems) if stems else 0.0
+            semantic = sum(a * b for a, b in zip(asked, vector, strict=True))
+            scores.append(SEMANTIC_WEIGHT * semantic + LEXICAL_WEIGHT * overlap)
+        at += len(mine)
+        best = sorted(sorted(range(len(mine)), key=lambda i: -scores[i])[:sentences])
+        out.append(_titled(passage, " ".join(mine[i] for i in best)))
+    return out
 
 
 def combined(score: float, likelihood: float, weight: float = WEIGHT) -> float:
@@ -62,6 +101,7 @@ def rerank(
     model: Likelihood,
     depth: int = DEPTH,
     reading: Callable[[int], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> list[Passage]:
     """`passages` with their contenders (the first, up to `depth`, within MARGIN of the best) reordered by
     retrieval score plus WEIGHT × query likelihood: each gets that sum as its `score` (shifted so that the best one
@@ -73,7 +113,7 @@ def rerank(
         return passages
     if reading is not None:
         reading(count)
-    values = likelihoods(question, head, model)
+    values = likelihoods(question, head, model, embedder)
     totals = [combined(p.score, value) for p, value in zip(head, values, strict=True)]
     # The new scores keep the best retrieval score as their top, so that what weighs the evidence by the best
     # score (the decline model) reads the same scale, while the gaps below it are the reranker's.
@@ -86,9 +126,7 @@ def rerank(
     return scored + tail
 
 
-def _abstract(passage: Passage) -> str:
-    """The passage's paper as the model reads it: title and whole abstract. (On the tuning questions whose right paper
-    is among the first five, the whole abstract put it first for 0.975 of them; the retrieved 128-token chunk
-    alone, for 0.926.)"""
+def _titled(passage: Passage, text: str) -> str:
+    """`text` of the passage's paper with its title in front, as the model reads it."""
     title = (passage.paper.title or "").strip()
-    return f"{title}. {passage.paper.abstract}" if title else passage.paper.abstract
+    return f"{title}. {text}" if title else text
