@@ -45,6 +45,15 @@ class Report:
         }
 
 
+def _llama_build() -> str | None:
+    """Where the loaded llama-cpp-python lives and the instruction sets it was built for."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    return f"{llama_cpp.__file__} {llama_cpp.llama_print_system_info().decode('utf-8', 'replace')}"
+
+
 def _source_fingerprint() -> str:
     """Hash of the library's code and prompts: answers cached by older code are not reused."""
     from importlib import resources
@@ -166,6 +175,9 @@ def evaluate(
         "embedding": settings.embedding,
         "code": _source_fingerprint(),
         "papers": len(papers),
+        # The local model reranks by what its llama.cpp build reads fast (rag.answerers.local): a build for other
+        # instructions answers differently.
+        "llama_cpp": _llama_build() if not answers_path and "local" in (chosen_backend, settings.rerank) else None,
     }
     notes: list[str] = []
     external: dict[str, EvalAnswer] | None = None

@@ -264,7 +264,10 @@ class Pipeline:
             if on_status is not None:
                 on_status(f"Rereading the {count} best abstracts to rank them…")
 
-        return lambda passages: rerank(question, passages, model, reading=reading, embedder=self.embedder)
+        sentences = getattr(model, "rerank_sentences", None)
+        return lambda passages: rerank(
+            question, passages, model, reading=reading, embedder=self.embedder, sentences=sentences
+        )
 
     def _answer(
         self,

@@ -117,7 +117,7 @@ class _progress:
     def __init__(self, console: Any) -> None:
         self.console = console
         self.bar: Any = None
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> Callable[[str, int, int], None]:
         if self.console.is_terminal:
@@ -135,13 +135,16 @@ class _progress:
         return self.update
 
     def update(self, stage: str, done: int, total: int) -> None:
+        """`stage` is "embed" (papers stored of those to store) or "read FILE" (bytes read of the file's size)."""
         if self.bar is None:
             if done and stage == "embed":
                 click.echo(f"{stage}: {done}/{total} papers stored", err=True)
+            elif done and done == total:
+                click.echo(f"{stage}: {total:,} bytes", err=True)
             return
-        if self.task is None:
-            self.task = self.bar.add_task("chunk, embed, store" if stage == "embed" else stage, total=total)
-        self.bar.update(self.task, completed=done)
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task("chunk, embed, store" if stage == "embed" else stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -229,7 +229,7 @@ def ingest(
         if left is not None and left <= 0:
             break
         try:
-            result = read_file(path, options, left)
+            result = read_file(path, options, left, progress)
         except IngestError as exc:
             unreadable.add(path.name)
             report.files.append(FileReport(file=path.name, layout=None, papers=0, error=str(exc)))

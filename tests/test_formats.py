@@ -392,3 +392,13 @@ def test_bad_ingest_options_are_one_line_errors(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "FIELD=COLUMN" in bad.stderr and "Traceback" not in bad.stderr
     unknown = run_rag("ingest", "--field", "summary=abstract", str(tmp_path), home=tmp_path / "home")
     assert unknown.returncode != 0 and "unknown field 'summary'" in unknown.stderr
+
+
+def test_latex_that_the_renderer_cannot_read_is_kept_as_written_not_a_crash() -> None:
+    from rag.formats.common import clean
+
+    text = r"Code is at \href{ https://github.com/x/y}{this https URL} and M{\"u}ller's {BERT}."
+    assert "https://github.com/x/y" in clean(text, latex=True)
+    assert clean(r"Rates of $O(\log T/\sqrt{T})$ with 50% of M{\"u}ller's data", latex=True) == (
+        r"Rates of $O(\log T/\sqrt{T})$ with 50% of Müller's data"
+    )

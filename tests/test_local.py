@@ -107,6 +107,47 @@ def test_rag_ask_with_the_local_backend_prints_a_cited_answer(full_store, bundle
     assert data["citations"][0]["title"] == GOLD
 
 
+@pytest.mark.slow
+def test_a_reply_after_reranking_starts_from_the_kept_prompt_state_and_writes_the_same(  # type: ignore[no-untyped-def]
+    full_store, bundled: Path
+) -> None:
+    from rag.templates import ABSTAIN_PHRASE, render
+
+    settings, _ = full_store
+    chat = rag.Pipeline(settings).answerer("local").model  # type: ignore[attr-defined]
+    system = {"role": "system", "content": render("answer_system", abstain_phrase=ABSTAIN_PHRASE)}
+
+    def asked(text: str) -> list[dict[str, str]]:
+        return [system, {"role": "user", "content": text}]
+
+    chat.stream(
+        asked("Passage [1]: Fisher merging weights each model by its Fisher information. Question: what is it?"), None
+    )
+    abstract = [
+        {"role": "user", "content": "Read this abstract and ask a question it answers.\n\nSliceGPT deletes rows."}
+    ]
+    loaded: list[int] = []
+    original = chat._llama.load_state
+    chat._llama.load_state = lambda state: (loaded.append(state.n_tokens), original(state))[1]
+    question = asked(
+        "Passage [1]: SliceGPT deletes rows and columns of weight matrices. Question: what does it delete?"
+    )
+    try:
+        chat.likelihood(abstract, "What does SliceGPT delete?")  # the reranker takes the context
+        kept, _ = chat.stream(question, None)
+    finally:
+        chat._llama.load_state = original
+    assert loaded and loaded[0] > chat.count_tokens([system])  # it began from the kept system prompt and more
+    cache = chat._llama.cache
+    chat._llama.set_cache(None)
+    try:
+        chat.likelihood(abstract, "What does SliceGPT delete?")
+        fresh, _ = chat.stream(question, None)
+    finally:
+        chat._llama.set_cache(cache)
+    assert kept == fresh and "rows" in kept
+
+
 def test_settings_reject_an_unknown_backend_with_the_choices(tmp_path: Path) -> None:
     with pytest.raises(rag.ConfigError, match="RAG_BACKEND"):
         rag.load_settings(backend="llamafile")

@@ -32,6 +32,7 @@ SCRAPED = "scraped"
 FORMATS = (*READERS, SCRAPED)
 EXTENSIONS = {".bib": bibtex.NAME, ".bibtex": bibtex.NAME, ".ris": ris.NAME, ".csv": table.CSV, ".jsonl": table.JSONL}
 HEAD_BYTES = 8192
+PROGRESS_EVERY = 1000  # records between two progress reports while a file is read
 # The scraped listings are parsed whole, and so are capped (rag.corpus.MAX_FILE_BYTES); these are read as
 # they go and are not.
 STREAMED = (snapshot.NAME, table.JSONL, table.CSV)
@@ -49,9 +50,15 @@ def detect(path: Path) -> str:
     return EXTENSIONS.get(path.suffix.casefold(), SCRAPED)
 
 
-def read_file(path: Path, options: Options | None = None, limit: int | None = None) -> ParsedFile:
+def read_file(
+    path: Path,
+    options: Options | None = None,
+    limit: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ParsedFile:
     """The records of one file in any known format (those `options` keeps, at most `limit`), and its problems.
-    Raises IngestError when the file cannot be used at all, or names an unknown format."""
+    `progress` is told ("read FILE", bytes read, file size) as a streamed file is read. Raises IngestError when
+    the file cannot be used at all, or names an unknown format."""
     options = options or Options()
     name = options.format or detect(path)
     if name not in FORMATS:
@@ -67,11 +74,14 @@ def read_file(path: Path, options: Options | None = None, limit: int | None = No
             "file, or convert it to JSON lines, which are read as they go"
         )
     _, reader = READERS[name]
-    reading = Reading(path, latex=name in LATEX)
+    reading = Reading(path, latex=name in LATEX, options=options)
     records: list[PaperRecord] = []
     problems: list[ParseProblem] = []
+    stage = f"read {path.name}"
     try:
-        for item in reader(path, reading, options.fields):
+        for count, item in enumerate(reader(path, reading, options.fields), 1):
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(stage, reading.bytes_read, size)
             if isinstance(item, ParseProblem):
                 problems.append(item)
             elif options.keeps(item):
@@ -80,6 +90,8 @@ def read_file(path: Path, options: Options | None = None, limit: int | None = No
                     break
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert it to UTF-8") from exc
+    if progress is not None and name in STREAMED:
+        progress(stage, size, size)
     if not records and (problems or not options.categories):
         detail = f"; first problem: {problems[0]}" if problems else ""
         raise IngestError(f"{path.name}: no paper with an abstract could be read ({name}){detail}")

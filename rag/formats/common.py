@@ -3,6 +3,7 @@ reading ids and dates the way the records write them."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -34,7 +35,9 @@ _ARXIV_NEW = re.compile(r"(?<!\d)(?<!\d\.)(\d{4}\.\d{4,5})(?:v(\d+))?\b")
 _ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?\b")
 _DOI = re.compile(r"\b(10\.\d{4,9}/\S+)", re.I)
 _BARE_PERCENT = re.compile(r"(?<!\\)%")
-_LATEX = re.compile(r"[\\{}$~]")
+_LATEX = re.compile(r"[\\{}~]")
+# Inline math, which is kept as written: text whose only LaTeX is math needs no rendering (the costly part).
+_MATH = re.compile(r"\$[^$]*\$")
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,12 @@ class Options:
 
     def keeps(self, record: PaperRecord) -> bool:
         """Whether `record` is listed under one of the wanted categories (always, when none is wanted)."""
-        if not self.categories:
-            return True
-        listed = {c.casefold() for c in [record.category or "", *(record.categories or [])] if c}
-        return bool(listed & self.categories)
+        return self.wants([record.category or "", *(record.categories or [])])
+
+    def wants(self, categories: Sequence[str]) -> bool:
+        """Whether a paper listed under `categories` is wanted: a reader asks before it builds the record, so
+        that the part of a big file left out costs no more than reading its lines."""
+        return not self.categories or any(c.casefold() in self.categories for c in categories if c)
 
     @classmethod
     def parse_fields(cls, pairs: Sequence[str]) -> dict[str, str]:
@@ -74,11 +79,13 @@ class Options:
 class Reading:
     """Collects one file's records and problems as a reader yields them, with the file's name for each."""
 
-    def __init__(self, path: Path, latex: bool = False) -> None:
+    def __init__(self, path: Path, latex: bool = False, options: Options | None = None) -> None:
         self.path = path
+        self.options = options or Options()
         self.file = path.name
         self.position = 0
         self.latex = latex  # whether the text is LaTeX source (BibTeX, arXiv), not plain text
+        self.bytes_read = 0  # how far a streamed reader has got, for a progress bar over the file
 
     def record(self, line: int, abstract: str | None, key: str, **fields: Any) -> PaperRecord | ParseProblem:
         """A record from the fields a reader found at `line` (1-based), or the problem that keeps it out: no
@@ -108,8 +115,10 @@ def clean(text: str, latex: bool = False) -> str:
     """`text` as one paragraph: HTML entities and LaTeX accents, braces and escapes turned to Unicode (math kept
     as written), hard wraps and runs of spaces folded."""
     text = html.unescape(text)
-    if latex and _LATEX.search(text):
-        text = _latex().latex_to_text(_BARE_PERCENT.sub(r"\\%", text))
+    if latex and _LATEX.search(_MATH.sub("", text)):
+        # pylatexenc fails on some macros (seen: \href with a space in its link); the source is kept then.
+        with contextlib.suppress(Exception):
+            text = _latex().latex_to_text(_BARE_PERCENT.sub(r"\\%", text))
     return " ".join(text.split())
 
 
@@ -174,7 +183,7 @@ def first_last(name: str) -> str:
 def objects(path: Path, reading: Reading, what: str) -> Iterator[tuple[int, dict[str, Any]] | ParseProblem]:
     """The JSON objects of a JSON-lines file with their line numbers, one at a time; a line that is not one is
     a problem naming it (`what`: what each line must be)."""
-    for number, line in lines_of(path):
+    for number, line in lines_of(path, reading):
         if not line.strip():
             continue
         try:
@@ -188,10 +197,14 @@ def objects(path: Path, reading: Reading, what: str) -> Iterator[tuple[int, dict
         yield number, row
 
 
-def lines_of(path: Path) -> Iterator[tuple[int, str]]:
-    """The lines of a UTF-8 text file one at a time, numbered from 1: big files are never read whole."""
-    with path.open(encoding="utf-8-sig", errors="strict", newline="") as handle:
-        yield from enumerate(handle, 1)
+def lines_of(path: Path, reading: Reading) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file one at a time, numbered from 1, counting the bytes read into `reading`:
+    big files are never read whole."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            reading.bytes_read += len(raw)
+            line = raw.decode("utf-8")
+            yield number, line.removeprefix("\ufeff") if number == 1 else line
 
 
 __all__ = [

@@ -21,7 +21,10 @@ def sniff(head: str) -> bool:
 def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
     """One record per line; a line that is not a JSON object is reported by its number."""
     for item in objects(path, reading, "one snapshot record"):
-        yield item if isinstance(item, ParseProblem) else record(item[1], item[0], reading)
+        if isinstance(item, ParseProblem):
+            yield item
+        elif reading.options.wants(str(item[1].get("categories") or "").split()):
+            yield record(item[1], item[0], reading)
 
 
 def record(row: dict, number: int, reading: Reading) -> PaperRecord | ParseProblem:

@@ -7,7 +7,7 @@ import csv
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rag.formats.common import FIELDS, Reading, arxiv_id, doi, objects, parse_date, split_authors
+from rag.formats.common import FIELDS, Reading, arxiv_id, doi, lines_of, objects, parse_date, split_authors
 from rag.types import PaperRecord, ParseProblem
 
 CSV, JSONL = "csv", "jsonl"
@@ -39,16 +39,15 @@ def columns(names: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
 
 def read_csv(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
     """One record per row; rows are streamed, so a file of any size is read in constant memory."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows = csv.DictReader(handle)
-        found = columns(list(rows.fieldnames or []), fields)
-        if "abstract" not in found:
-            yield reading.problem(1, f"no abstract column among {rows.fieldnames}; name it with --field abstract=NAME")
-            return
+    rows = csv.DictReader(line for _, line in lines_of(path, reading))
+    found = columns(list(rows.fieldnames or []), fields)
+    if "abstract" not in found:
+        yield reading.problem(1, f"no abstract column among {rows.fieldnames}; name it with --field abstract=NAME")
+        return
+    line = rows.line_num + 1
+    for row in rows:
+        yield record({key: row.get(column) for key, column in found.items()}, line, reading)
         line = rows.line_num + 1
-        for row in rows:
-            yield record({key: row.get(column) for key, column in found.items()}, line, reading)
-            line = rows.line_num + 1
 
 
 def read_jsonl(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
