@@ -402,3 +402,24 @@ def test_latex_that_the_renderer_cannot_read_is_kept_as_written_not_a_crash() ->
     assert clean(r"Rates of $O(\log T/\sqrt{T})$ with 50% of M{\"u}ller's data", latex=True) == (
         r"Rates of $O(\log T/\sqrt{T})$ with 50% of Müller's data"
     )
+
+
+FOLDER = Path(__file__).parent / "data" / "formats"  # written by someone who had not read rag/formats
+
+
+def test_a_folder_of_exports_written_independently_ingests_as_its_author_expected(tmp_path: Path) -> None:
+    """Six files (an arXiv API result, snapshot lines, a Zotero BibTeX export, RIS, CSV, OpenAlex works) written
+    from the shipped abstracts by hand, with EXPECTED.json listing the papers its author meant after merging."""
+    expected = json.loads((FOLDER / "EXPECTED.json").read_text(encoding="utf-8"))
+    settings = Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None)
+    files = sorted(p for p in FOLDER.iterdir() if p.name != "EXPECTED.json")
+    report = rag.ingest(files, settings=settings)
+    assert not report.failed_files and report.papers_total == len(expected["papers"])
+    assert sorted(p.file for p in report.problems) == sorted(e["file"] for e in expected["not_stored"])
+    stored = {" ".join((p.title or "").casefold().split()): p for p in rag.list_papers(settings=settings)}
+    for paper in expected["papers"]:
+        got = stored[" ".join(paper["title"].casefold().split())]
+        assert (got.authors, got.year, got.arxiv_id, got.doi) == (
+            paper["authors"], paper["year"], paper["arxiv_id"], paper["doi"]
+        ), paper["title"]  # fmt: skip
+        assert sorted(got.files) == sorted(paper["files"]) and folded(got.abstract).startswith(paper["abstract_start"])
