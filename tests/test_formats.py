@@ -382,7 +382,8 @@ def test_a_folder_of_formats_ingests_beside_the_shipped_corpus_and_is_asked_abou
     assert papers[OTHERS[1].paper_id].arxiv_id == "2401.00002"
     answer = rag.ask("What accuracy does the network that ranks wallaby photographs reach?", settings=settings)
     assert not answer.abstained and answer.citations[0].title == "Tiny Quokka Networks"
-    assert answer.citations[0].passage in fresh["abstract"]
+    # Asked for an accuracy, the answer gives the sentence stating it, not the one whose number is a layer count.
+    assert "91.4% accuracy" in answer.text
     listed = run_rag("ask", "What accuracy does the network that ranks wallaby photographs reach?", home=home)
     assert "Tiny Quokka Networks" in listed.stdout and "extra.jsonl#0" in listed.stdout
 

@@ -10,10 +10,10 @@ from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, answering_parts, rank_sentences
-from rag.question import asks_name, asks_quantity, asks_several, question_parts
+from rag.question import asked_for, asks_name, asks_quantity, asks_several, question_parts
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import INTRODUCES, OWN_WORK, names, numbers, quantities
+from rag.text import INTRODUCES, OWN_WORK, content_stems, names, numbers, quantities
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
@@ -131,12 +131,25 @@ class ExtractiveAnswerer:
 
 
 def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
-    """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does."""
-    given = numbers(question)
-    if any(quantities(c.text) - given for c in chosen):
+    """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does.
+    Where the question names what it measures ("what accuracy"), a chosen sentence's number counts only beside
+    that word ("a 12-layer network" does not state an accuracy), and a sentence holding both is preferred."""
+    given, asked = numbers(question), asked_for(question)
+
+    def states(sentence: Sentence) -> bool:
+        return bool(quantities(sentence.text) - given)
+
+    def measures(sentence: Sentence) -> bool:
+        return states(sentence) and (not asked or bool(asked & content_stems(sentence.text)))
+
+    if any(measures(c) for c in chosen):
         return None
     texts = {c.text for c in chosen}
-    return next((c for c in same if c.text not in texts and quantities(c.text) - given), None)
+    pool = [c for c in same if c.text not in texts and states(c)]
+    best = next((c for c in pool if measures(c)), None)
+    if best is not None or any(states(c) for c in chosen):
+        return best
+    return next(iter(pool), None)
 
 
 def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
