@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.formats.common import Reading, arxiv_id, clean, doi, first_last, parse_date
+from rag.formats.common import Reading, arxiv_id, arxiv_link, clean, doi, first_last, parse_date
 from rag.types import PaperRecord, ParseProblem
 
 NAME = "bibtex"
@@ -35,7 +35,7 @@ def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[Paper
         prefix = values.get("archiveprefix", values.get("eprinttype", "")).casefold()
         identifier, version = arxiv_id(values.get("eprint")) if prefix in ("arxiv", "") else (None, None)
         if identifier is None:
-            identifier, version = arxiv_id(values.get("url") if "arxiv.org" in values.get("url", "") else None)
+            identifier, version = arxiv_id(arxiv_link(values.get("url")))
         given = _date(values)
         published = parse_date(given)
         primary = values.get("primaryclass")

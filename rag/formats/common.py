@@ -139,6 +139,11 @@ def arxiv_id(text: str | None) -> tuple[str | None, int | None]:
     return found.group(1), int(found.group(2)) if found.group(2) else None
 
 
+def arxiv_link(*links: str | None) -> str | None:
+    """The first of `links` that points at arxiv.org (only there does a number like 2312.02896 name a paper)."""
+    return next((link for link in links if link and "arxiv.org" in link), None)
+
+
 def doi(text: str | None) -> str | None:
     """The DOI in `text` (bare, "doi:…" or a doi.org link), lower-cased, as the key it is."""
     found = _DOI.search(text or "")
@@ -212,6 +217,7 @@ __all__ = [
     "Options",
     "Reading",
     "arxiv_id",
+    "arxiv_link",
     "clean",
     "doi",
     "first_last",

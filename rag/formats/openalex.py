@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.formats.common import Reading, arxiv_id, doi, objects, parse_date
+from rag.formats.common import Reading, arxiv_id, arxiv_link, doi, objects, parse_date
 from rag.types import PaperRecord, ParseProblem
 
 NAME = "openalex"
@@ -48,9 +48,7 @@ def work_record(work: dict, line: int, reading: Reading) -> PaperRecord | ParseP
     ids = work.get("ids") or {}
     location = work.get("primary_location") or {}
     source = location.get("source") or {}
-    identifier, version = arxiv_id(
-        ids.get("arxiv") or next((u for u in [location.get("landing_page_url") or ""] if "arxiv.org" in u), None)
-    )
+    identifier, version = arxiv_id(ids.get("arxiv") or arxiv_link(location.get("landing_page_url")))
     published = parse_date(work.get("publication_date") or str(work.get("publication_year") or ""))
     topic = (work.get("primary_topic") or {}).get("display_name")
     return reading.record(

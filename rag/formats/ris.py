@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.formats.common import Reading, arxiv_id, doi, first_last, parse_date
+from rag.formats.common import Reading, arxiv_id, arxiv_link, doi, first_last, parse_date
 from rag.types import PaperRecord, ParseProblem
 
 NAME = "ris"
@@ -31,7 +31,7 @@ def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[Paper
     for number, entry in enumerate(entries):
         line = starts[number] if number < len(starts) else 1
         links = entry.get("urls") or []
-        identifier, version = arxiv_id(next((link for link in links if "arxiv.org" in link), None))
+        identifier, version = arxiv_id(arxiv_link(*links))
         published = parse_date(entry.get("date") or entry.get("publication_year") or entry.get("year"))
         title = entry.get("title") or entry.get("primary_title") or ""
         yield reading.record(

@@ -7,7 +7,7 @@ import csv
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rag.formats.common import FIELDS, Reading, arxiv_id, doi, lines_of, objects, parse_date, split_authors
+from rag.formats.common import FIELDS, Reading, arxiv_id, arxiv_link, doi, lines_of, objects, parse_date, split_authors
 from rag.types import PaperRecord, ParseProblem
 
 CSV, JSONL = "csv", "jsonl"
@@ -72,9 +72,7 @@ def record(values: Mapping[str, object], line: int, reading: Reading) -> PaperRe
         if isinstance(categories, list)
         else text.get("categories", "").replace(",", " ").split()
     )
-    identifier, version = arxiv_id(
-        text.get("arxiv_id") or (text.get("url") if "arxiv.org" in text.get("url", "") else None)
-    )
+    identifier, version = arxiv_id(text.get("arxiv_id") or arxiv_link(text.get("url")))
     given = text.get("date") or str(values.get("year") or "").strip()
     published = parse_date(given)
     title = text.get("title", "")
