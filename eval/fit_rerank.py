@@ -54,7 +54,7 @@ def rows(
             passages = pipe.retriever.retrieve(question.question, DEFAULT_K)[:DEPTH]
             near = [p for p in passages if p.score >= passages[0].score - REACH]
             texts = readings(question.question, near, pipe.embedder, sentences)
-            values = likelihoods(question.question, near, model, pipe.embedder, sentences)
+            values = likelihoods(question.question, texts, model)
             lengths = [model.count_tokens([{"role": "user", "content": text}]) for text in texts]
             cache[key] = [
                 [p.score, value, p.paper_id in gold[question.id], length]

@@ -44,18 +44,11 @@ class Likelihood(Protocol):
         ...
 
 
-def likelihoods(
-    question: str,
-    passages: Sequence[Passage],
-    model: Likelihood,
-    embedder: Embedder | None = None,
-    sentences: int | None = None,
-) -> list[float]:
-    """For each passage, the mean log-probability per token of `question` as the model's question about its paper
-    (as `readings` gives it to the model)."""
+def likelihoods(question: str, texts: Sequence[str], model: Likelihood) -> list[float]:
+    """For each paper's text (what `readings` gives the model), the mean log-probability per token of `question`
+    as the model's question about it."""
     return [
-        model.likelihood([{"role": "user", "content": render("rerank", abstract=text)}], question)
-        for text in readings(question, passages, embedder, sentences)
+        model.likelihood([{"role": "user", "content": render("rerank", abstract=text)}], question) for text in texts
     ]
 
 
@@ -117,7 +110,7 @@ def rerank(
         return passages
     if reading is not None:
         reading(count)
-    values = likelihoods(question, head, model, embedder, sentences)
+    values = likelihoods(question, readings(question, head, embedder, sentences), model)
     totals = [combined(p.score, value) for p, value in zip(head, values, strict=True)]
     # The new scores keep the best retrieval score as their top, so that what weighs the evidence by the best
     # score (the decline model) reads the same scale, while the gaps below it are the reranker's.
