@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from rag.types import PaperRecord
 
@@ -60,9 +60,10 @@ def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[P
             i = parent[i]
         return i
 
+    held = [keys(record) for record in records]
     first_with: dict[str, int] = {}
     for i, record in enumerate(records):
-        for key in keys(record):
+        for key in held[i]:
             j = first_with.setdefault(key, i)
             if not key.startswith(TITLE) or records[j].source.file != record.source.file:
                 parent[root(i)] = root(j)
@@ -72,7 +73,7 @@ def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[P
     out = list(records)
     for members in groups.values():
         group = [records[i] for i in members]
-        paper_id = _group_id(group, known)
+        paper_id = _group_id(group, [held[i] for i in members], known)
         for i, record in zip(members, group, strict=True):
             own = record.own_id
             wanted = None if paper_id == own else paper_id
@@ -81,10 +82,10 @@ def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[P
     return out
 
 
-def _group_id(group: Iterable[PaperRecord], known: Known) -> str:
-    group = list(group)
-    for record in group:
-        for key in keys(record):
+def _group_id(group: Sequence[PaperRecord], held: Sequence[list[str]], known: Known) -> str:
+    """The id of one group of records (`held`: each record's keys)."""
+    for record, record_keys in zip(group, held, strict=True):
+        for key in record_keys:
             by_file = known.get(key, {})
             found = [pid for file, pid in by_file.items() if not key.startswith(TITLE) or file != record.source.file]
             if found:
