@@ -78,10 +78,11 @@ def read_file(
     records: list[PaperRecord] = []
     problems: list[ParseProblem] = []
     stage = f"read {path.name}"
+    report = progress if name in STREAMED else None  # only the streamed readers count the bytes they have read
     try:
         for count, item in enumerate(reader(path, reading, options.fields), 1):
-            if progress is not None and count % PROGRESS_EVERY == 0:
-                progress(stage, reading.bytes_read, size)
+            if report is not None and count % PROGRESS_EVERY == 0:
+                report(stage, reading.bytes_read, size)
             if isinstance(item, ParseProblem):
                 problems.append(item)
             elif options.keeps(item):
@@ -90,8 +91,8 @@ def read_file(
                     break
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert it to UTF-8") from exc
-    if progress is not None and name in STREAMED:
-        progress(stage, size, size)
+    if report is not None:
+        report(stage, size, size)
     if not records and (problems or not options.categories):
         detail = f"; first problem: {problems[0]}" if problems else ""
         raise IngestError(f"{path.name}: no paper with an abstract could be read ({name}){detail}")

@@ -20,7 +20,8 @@ def sniff(head: str) -> bool:
 
 def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
     """One record per work; a JSON file is read whole (within the size cap), JSON lines one at a time."""
-    text_start = path.open(encoding="utf-8-sig").read(4096).lstrip()
+    with path.open(encoding="utf-8-sig") as handle:
+        text_start = handle.read(4096).lstrip()
     if text_start.startswith("{") and "\n{" in text_start and '"results"' not in text_start:
         for item in objects(path, reading, "one work"):
             yield item if isinstance(item, ParseProblem) else work_record(item[1], item[0], reading)
