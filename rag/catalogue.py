@@ -41,10 +41,15 @@ CREATE INDEX IF NOT EXISTS papers_n_authors ON papers ({N_AUTHORS});
 CREATE TABLE IF NOT EXISTS authors (paper_id TEXT NOT NULL, name TEXT NOT NULL, folded TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS authors_paper ON authors (paper_id);
 CREATE INDEX IF NOT EXISTS authors_folded ON authors (folded);
+CREATE TABLE IF NOT EXISTS categories (paper_id TEXT NOT NULL, folded TEXT NOT NULL, written TEXT);
+CREATE INDEX IF NOT EXISTS categories_paper ON categories (paper_id);
+CREATE INDEX IF NOT EXISTS categories_folded ON categories (folded);
 CREATE TABLE IF NOT EXISTS files (paper_id TEXT NOT NULL, file TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_paper ON files (paper_id);
 CREATE INDEX IF NOT EXISTS files_file ON files (file);
 """
+# Raised when the tables change: a catalogue written with other tables is rebuilt from the store when opened.
+CATALOGUE_SCHEMA = "2"
 # Longest author name looked up from a question, in words.
 MAX_NAME_WORDS = 6
 _EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w.]+$|'s$|’s$")
@@ -65,22 +70,28 @@ class Catalogue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.executescript(SCHEMA)
             self.lexical = LexicalIndex(self._db)
+            if self._meta("schema") != CATALOGUE_SCHEMA:
+                self.mark(None)  # `sync` rebuilds it
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (CATALOGUE_SCHEMA,))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the catalogue {path} ({exc}); delete it and it is rebuilt") from exc
-        self._lock = threading.RLock()
 
     # --- keeping it in step with the store ----------------------------------------------------------------------
 
     @property
     def generation(self) -> str | None:
         """The store generation this catalogue reflects; None while an ingest is writing it."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return self._meta("generation")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def mark(self, generation: str | None) -> None:
@@ -97,7 +108,7 @@ class Catalogue:
             current = store.stamp()
         with self._lock, self.transaction():
             self.mark(None)
-            for table in ("papers", "authors", "files", "chunks", "lexical"):
+            for table in ("papers", "authors", "categories", "files", "chunks", "lexical"):
                 self._db.execute(f"DELETE FROM {table}")
             titles: dict[str, str] = {}
             for papers in store.paper_pages():
@@ -125,7 +136,7 @@ class Catalogue:
         and so comes through `add`)."""
         with self._lock, self.transaction():
             ids = [p.paper_id for p in papers]
-            for table in ("papers", "authors", "files"):
+            for table in ("papers", "authors", "categories", "files"):
                 self._db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(i,) for i in ids])
             self._add_papers(papers)
 
@@ -133,7 +144,7 @@ class Catalogue:
         """Drop papers and their chunks."""
         ids = list(paper_ids)
         with self._lock, self.transaction():
-            for table in ("papers", "authors", "files"):
+            for table in ("papers", "authors", "categories", "files"):
                 self._db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(i,) for i in ids])
             self.lexical.remove_papers(ids)
 
@@ -156,6 +167,12 @@ class Catalogue:
         self._db.executemany(
             "INSERT INTO authors VALUES (?, ?, ?)",
             [(p.paper_id, name, name.casefold()) for p in papers for name in p.authors or []],
+        )
+        # Each category a filter matches (`Paper.listed_categories`), with its spelling where a record wrote it.
+        spelled = [(p, {c.casefold(): c for c in reversed(p.categories or [p.category or ""])}) for p in papers]
+        self._db.executemany(
+            "INSERT INTO categories VALUES (?, ?, ?)",
+            [(p.paper_id, code, written.get(code)) for p, written in spelled for code in p.listed_categories],
         )
         self._db.executemany("INSERT INTO files VALUES (?, ?)", [(p.paper_id, f) for p in papers for f in p.files])
 
@@ -210,7 +227,10 @@ class Catalogue:
             )
             params.append(filters.author.casefold())
         if filters.category is not None:
-            parts.append("papers.category_folded = ?")
+            parts.append(
+                "EXISTS (SELECT 1 FROM categories WHERE categories.paper_id = papers.paper_id "
+                "AND categories.folded = ?)"
+            )
             params.append(filters.category.casefold())
         if filters.has_code is not None:
             parts.append("papers.has_code = ?")
@@ -228,9 +248,13 @@ class Catalogue:
         return f"chunks.paper_id IN (SELECT paper_id FROM papers WHERE {condition})", params
 
     def categories(self, filters: Filters | None = None) -> list[str]:
-        """The categories as written in the records, of the papers the filters let through."""
+        """Every category the papers the filters let through are listed under (primary or cross-listed), as the
+        records write them."""
         condition, params = self.condition(filters)
-        sql = f"SELECT DISTINCT category FROM papers WHERE category IS NOT NULL AND {condition} ORDER BY category"
+        sql = (
+            "SELECT DISTINCT written FROM categories WHERE written IS NOT NULL AND paper_id IN "
+            f"(SELECT paper_id FROM papers WHERE {condition}) ORDER BY written"
+        )
         return [row[0] for row in self._db.execute(sql, params)]
 
     def author_named(self, question: str) -> str | None:

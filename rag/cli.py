@@ -168,7 +168,11 @@ class _progress:
 @click.option("--year-from", type=int, metavar="Y", help="Only papers published in year Y or later.")
 @click.option("--year-to", type=int, metavar="Y", help="Only papers published in year Y or earlier.")
 @click.option("--author", metavar="NAME", help="Only papers with an author whose name contains NAME.")
-@click.option("--category", metavar="CODE", help="Only papers in this arXiv category (e.g. LG).")
+@click.option(
+    "--category",
+    metavar="CODE",
+    help="Only papers listed under this arXiv category, primary or cross-listed (e.g. LG, cs.LG).",
+)
 @click.option("--has-code/--no-code", default=None, help="Only papers listed with (or without) code.")
 @click.option("--source-file", metavar="FILE", help="Only papers found in this corpus file.")
 @user_errors

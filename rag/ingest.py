@@ -244,6 +244,7 @@ def ingest(
     with _locked(settings):
         tick = time.perf_counter()
         store = open_store(settings, embedder_name(settings))
+        store.upgrade()
         stored = _repair(store)
         parsed = _identified(parsed, stored)
         report.found = len({r.paper_id for records in parsed.values() for r in records})

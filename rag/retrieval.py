@@ -131,10 +131,12 @@ class Retriever:
             return None
         if self.catalogue.count(filters, at_most=1) == 0:
             return False
-        categories = self.catalogue.categories(filters) if filters.category is not None else []
+        categories: list[str] = []
+        if filters.category is not None and self.store.schema < 2:  # until an ingest upgrades it: primaries only
+            categories = [c for c in self.catalogue.categories(filters) if c.casefold() == filters.category.casefold()]
         by_id = filters.author is not None or filters.source_file is not None or filters.paper_ids is not None
         paper_ids = self.catalogue.paper_ids(filters) if by_id else None
-        return chunk_where(filters, categories, paper_ids)
+        return chunk_where(filters, categories, paper_ids, self.store.schema)
 
     def _ranked(
         self,

@@ -28,7 +28,8 @@ from rag.errors import StoreError
 from rag.lexical import ChunkRow
 from rag.types import Chunk, Filters, Paper, PaperRecord
 
-SCHEMA_VERSION = 1
+# 2: chunks carry every category their paper is listed under (`categories`), for filters on cross-lists.
+SCHEMA_VERSION = 2
 _PAGE = 2000
 # The HNSW index of new collections (benchmarks/hnsw.py; README, "Scale"). Chroma's defaults (16 neighbours,
 # construction and search ef 100) find 0.22 of the true 10 nearest among 100k random vectors. The search ef is
@@ -93,7 +94,7 @@ CHUNK_FIELDS = ("paper_id", "year", "category", "has_code")
 def chunk_fields(paper: Paper) -> dict[str, Any]:
     """The fields a chunk carries for filters, None where the paper has no value (an update removes the key)."""
     fields = paper_fields(paper)
-    return {key: fields[key] for key in CHUNK_FIELDS}
+    return {**{key: fields[key] for key in CHUNK_FIELDS}, "categories": paper.listed_categories or None}
 
 
 def _slug(name: str) -> str:
@@ -118,6 +119,7 @@ class Store:
                 f"{prefix}-papers-{_slug(embedder)}", embedding_function=None, metadata=meta, configuration=config
             )
             self._batch = int(client.get_max_batch_size())
+            self.schema = int((self._papers.metadata or {}).get("schema", 1))
             self.index = self._fit_index(self._chunks)
             self._fit_index(self._papers)
         except Exception as exc:
@@ -176,9 +178,24 @@ class Store:
             client = _embedded_client(self.path)
             self._chunks = client.get_collection(self._chunks.name, embedding_function=None)
             self._papers = client.get_collection(self._papers.name, embedding_function=None)
+            self.schema = int((self._papers.metadata or {}).get("schema", 1))
         except Exception as exc:
             raise StoreError(f"cannot reopen the Chroma store in {self.path}: {exc}") from exc
         self._client = client
+
+    def upgrade(self) -> int:
+        """Bring a store written by an earlier version to this one's chunk fields (metadata only: no chunk is
+        embedded again); the number of papers whose chunks were rewritten. Called by an ingest, under its lock."""
+        if self.schema >= SCHEMA_VERSION:
+            return 0
+        done = 0
+        for page in self._stored_pages():
+            self.update(page, papers=False)
+            done += len(page)
+        kept = {k: v for k, v in (self._papers.metadata or {}).items() if not k.startswith("hnsw:")}
+        self._call(self._papers.modify, metadata={**kept, "schema": SCHEMA_VERSION})
+        self.schema = SCHEMA_VERSION
+        return done
 
     def stamp(self) -> str:
         """Give the store a new generation (at the end of an ingest that changed it); returns it."""
@@ -363,14 +380,17 @@ class Store:
             metadatas=[self._paper_record(item) for item in writes],
         )
 
-    def update(self, updates: Sequence[StoredPaper]) -> None:
-        """Rewrite the metadata of papers whose text, and so whose chunks and vectors, are unchanged."""
+    def update(self, updates: Sequence[StoredPaper], papers: bool = True) -> None:
+        """Rewrite the metadata of papers whose text, and so whose chunks and vectors, are unchanged (with
+        `papers` False, their chunks' only)."""
         if not updates:
             return
         for item in updates:
             chunk_ids = [f"{item.paper.paper_id}:{index}" for index in range(item.n_chunks)]
             shared = chunk_fields(item.paper)
             self._call(self._chunks.update, ids=chunk_ids, metadatas=[shared] * len(chunk_ids))
+        if not papers:
+            return
         self._call(
             self._papers.update,
             ids=[item.paper.paper_id for item in updates],
@@ -395,11 +415,14 @@ class Store:
             raise StoreError(f"Chroma at {self.location} refused a write: {exc}") from exc
 
 
-def chunk_where(filters: Filters, categories: Sequence[str], paper_ids: Sequence[str] | None) -> dict[str, Any] | None:
-    """The filters as a Chroma condition on chunk metadata: years and code directly, the category as the
-    spellings the records use (`categories`), and the author and file filters as the ids of the papers they let
-    through (`paper_ids`, None when neither is set). Neither list may be empty: the caller knows then that no
-    paper passes."""
+def chunk_where(
+    filters: Filters, categories: Sequence[str], paper_ids: Sequence[str] | None, schema: int = SCHEMA_VERSION
+) -> dict[str, Any] | None:
+    """The filters as a Chroma condition on chunk metadata: years and code directly, the category as one of
+    the chunk's `categories` (in a store of an earlier `schema`, as the primary category spelled as the records
+    spell it, `categories`), and the author and file filters as the ids of the papers they let through
+    (`paper_ids`, None when neither is set). Neither list may be empty: the caller knows then that no paper
+    passes."""
     parts: list[dict[str, Any]] = []
     if filters.year_from is not None:
         parts.append({"year": {"$gte": filters.year_from}})
@@ -407,7 +430,9 @@ def chunk_where(filters: Filters, categories: Sequence[str], paper_ids: Sequence
         parts.append({"year": {"$lte": filters.year_to}})
     if filters.has_code is not None:
         parts.append({"has_code": {"$eq": filters.has_code}})
-    if filters.category is not None:
+    if filters.category is not None and schema >= 2:
+        parts.append({"categories": {"$contains": filters.category.casefold()}})
+    elif filters.category is not None:
         parts.append({"category": {"$in": list(categories)}})
     if paper_ids is not None:
         parts.append({"paper_id": {"$in": list(paper_ids)}})

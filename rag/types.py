@@ -107,6 +107,14 @@ class Paper(BaseModel):
         """Distinct files the paper was found in, in order."""
         return list(dict.fromkeys(source.file for source in self.sources))
 
+    @property
+    def listed_categories(self) -> list[str]:
+        """What a category filter matches, case-folded: every category the paper is listed under, primary
+        first (a cross-listed paper passes a filter on any of them), each also without its archive ("cs.LG"
+        is matched by "LG" too, the code the shipped listings write)."""
+        listed = [code.casefold() for code in self.categories or ([self.category] if self.category else [])]
+        return list(dict.fromkeys([*listed, *(code.split(".", 1)[1] for code in listed if "." in code)]))
+
     def label(self, width: int = 80) -> str:
         """The title, or the opening of the abstract for papers listed without one."""
         text = self.title or f"(untitled) {self.abstract}"
@@ -149,7 +157,10 @@ class Filters(BaseModel):
     year_from: int | None = Field(default=None, description="Published in this year or later (unknown years excluded).")
     year_to: int | None = Field(default=None, description="Published in this year or earlier (unknown years excluded).")
     author: str | None = Field(default=None, description="Part of an author's name, any case.")
-    category: str | None = Field(default=None, description="arXiv category code, e.g. 'LG', any case.")
+    category: str | None = Field(
+        default=None,
+        description="arXiv category code, e.g. 'LG' or 'cs.LG', any case: the primary one or a cross-list.",
+    )
     has_code: bool | None = Field(default=None, description="Listed with (True) or without (False) code.")
     source_file: str | None = Field(default=None, description="Name of a corpus file the paper was found in.")
     paper_ids: frozenset[str] | None = Field(default=None, description="Only these papers.")
@@ -171,7 +182,7 @@ class Filters(BaseModel):
             needle = self.author.casefold()
             if not any(needle in name.casefold() for name in paper.authors or []):
                 return False
-        if self.category is not None and (paper.category or "").casefold() != self.category.casefold():
+        if self.category is not None and self.category.casefold() not in paper.listed_categories:
             return False
         if self.has_code is not None and paper.has_code is not self.has_code:
             return False

@@ -15,11 +15,13 @@ import pytest
 import rag
 from rag.config import Settings
 from rag.corpus import merge_records, parse_file
+from rag.embedding import embedder_name
 from rag.errors import IngestError
 from rag.formats import FORMATS, Options, detect, read_file
 from rag.formats.common import arxiv_id, parse_date, split_authors
 from rag.formats.openalex import abstract_text
-from rag.types import Paper
+from rag.store import SCHEMA_VERSION, open_store
+from rag.types import Filters, Paper
 from tests.conftest import SEED_FILES, run_rag
 
 
@@ -424,3 +426,43 @@ def test_a_folder_of_exports_written_independently_ingests_as_its_author_expecte
             paper["authors"], paper["year"], paper["arxiv_id"], paper["doi"]
         ), paper["title"]  # fmt: skip
         assert sorted(got.files) == sorted(paper["files"]) and folded(got.abstract).startswith(paper["abstract_start"])
+
+
+def test_a_category_filter_finds_cross_listed_papers_and_an_older_store_is_upgraded_at_the_next_ingest(
+    tmp_path: Path, settings: Settings
+) -> None:
+    listed = tmp_path / "listed.jsonl"
+    listed.write_text(
+        snapshot_line(OTHERS[0], "2401.00001", "cs.LG stat.ML") + "\n" + snapshot_line(OTHERS[1], "2401.00002", "cs.CV")
+        + "\n", encoding="utf-8")  # fmt: skip
+    rag.ingest([listed], settings=settings)
+    question = OTHERS[0].title or ""
+
+    def cited(category: str) -> set[str | None]:
+        answer = rag.ask(question, filters=Filters(category=category), settings=settings)
+        return {c.title for c in answer.citations}
+
+    assert cited("stat.ml") == {OTHERS[0].title}  # a cross-list, in any case
+    assert cited("ML") == {OTHERS[0].title}  # the code without its archive, as the shipped listings write it
+    assert cited("cs.LG") == {OTHERS[0].title}
+    assert OTHERS[0].title not in cited("cs.CV")
+    assert rag.Pipeline(settings).categories() == ["cs.CV", "cs.LG", "stat.ML"]
+
+    # A store written before chunks carried their categories filters by the primary category only, until the
+    # next ingest rewrites its chunks' fields (without embedding anything again).
+    store = open_store(settings, embedder_name(settings))
+    chunks = store._chunks.get(include=["metadatas"])
+    store._chunks.update(
+        ids=chunks["ids"], metadatas=[{**m, "categories": None} for m in chunks["metadatas"]]
+    )  # fmt: skip
+    store._papers.modify(metadata={**(store._papers.metadata or {}), "schema": 1})
+    assert open_store(settings, embedder_name(settings)).schema == 1
+    assert cited("cs.LG") == {OTHERS[0].title}
+    again = rag.ingest([listed], settings=settings)
+    assert (again.unchanged, again.chunks_embedded) == (2, 0)
+    upgraded = open_store(settings, embedder_name(settings))
+    assert upgraded.schema == SCHEMA_VERSION
+    found = upgraded._chunks.get(where={"categories": {"$contains": "stat.ml"}}, include=["metadatas"])["metadatas"]
+    cross_listed = {p.paper_id for p in rag.list_papers(settings=settings) if p.title == OTHERS[0].title}
+    assert found and {m["paper_id"] for m in found} == cross_listed
+    assert cited("stat.ML") == {OTHERS[0].title}
