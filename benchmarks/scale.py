@@ -206,7 +206,7 @@ def insert_direct(home: Path, count: int, seed: int, start: int) -> float:
             )
         store.write(writes)
         catalogue.add(
-            [w.paper for w in writes],
+            [(w.paper, w.records) for w in writes],
             [ChunkRow(c.chunk_id, w.paper.paper_id, c.start, c.end, c.text) for w in writes for c in w.chunks],
         )
     catalogue.mark(store.stamp())

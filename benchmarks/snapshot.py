@@ -66,6 +66,12 @@ def make_snapshot(path: Path, size: int, selected: int) -> None:
             out.write(json.dumps(row) + "\n")
 
 
+def cpu_name() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    return next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "unknown CPU")
+
+
 def child(mode: str, path: str) -> None:
     """Run one measurement in this (child) process and print its records, seconds and peak RSS as JSON. The
     import is made before the clock starts: a command pays it once, whatever the file's size."""
@@ -118,15 +124,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        "unknown CPU",
-    )
-    print(f"{cpu}; medians of {args.runs} runs; {args.selected} records under cs.LG in each file")
+    print(f"{cpu_name()}; medians of {args.runs} runs; {args.selected} records under cs.LG in each file")
     header = f"{'records':>9} {'MB':>7} {'baseline rec/s':>15} {'read rec/s':>11} {'ratio':>6} "
     header += f"{'baseline peak MB':>17} {'read peak MB':>13}"
     print(header + ("  ingest s / peak MB" if args.ingest else ""))

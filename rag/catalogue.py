@@ -10,6 +10,7 @@ when it is opened, and only then does opening cost time that grows with the coll
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -19,8 +20,13 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import StoreError
+from rag.identity import catalogue_keys
 from rag.lexical import ChunkRow, LexicalIndex
-from rag.types import Filters, Paper
+from rag.types import Filters, Paper, PaperRecord
+
+# A paper and the per-file records it was merged from.
+Entry = tuple[Paper, Sequence[PaperRecord]]
+_TABLES = ("papers", "authors", "categories", "files", "record_keys")
 
 # A paper's author count: as the listing states it, else the length of a complete author list (no "et al.").
 N_AUTHORS = (
@@ -47,9 +53,15 @@ CREATE INDEX IF NOT EXISTS categories_folded ON categories (folded);
 CREATE TABLE IF NOT EXISTS files (paper_id TEXT NOT NULL, file TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_paper ON files (paper_id);
 CREATE INDEX IF NOT EXISTS files_file ON files (file);
+CREATE TABLE IF NOT EXISTS record_keys (key TEXT NOT NULL, file TEXT NOT NULL, paper_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS record_keys_key ON record_keys (key);
+CREATE INDEX IF NOT EXISTS record_keys_paper ON record_keys (paper_id);
 """
+# How long a reader waits for an ingest's write to commit before SQLite reports the database busy.
+BUSY_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
 # Raised when the tables change: a catalogue written with other tables is rebuilt from the store when opened.
-CATALOGUE_SCHEMA = "2"
+CATALOGUE_SCHEMA = "3"
 # Longest author name looked up from a question, in words.
 MAX_NAME_WORDS = 6
 _EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w.]+$|'s$|’s$")
@@ -73,15 +85,29 @@ class Catalogue:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(SCHEMA)
-            self.lexical = LexicalIndex(self._db)
-            if self._meta("schema") != CATALOGUE_SCHEMA:
-                self.mark(None)  # `sync` rebuilds it
-                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (CATALOGUE_SCHEMA,))
+            try:
+                self._open()
+            except sqlite3.DatabaseError as exc:  # not a database, or a damaged one: it is only a cache
+                if hasattr(self, "_db"):
+                    self._db.close()
+                for damaged in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    damaged.unlink(missing_ok=True)
+                log.warning("the catalogue %s could not be read (%s); it is rebuilt from the store", path, exc)
+                self._open()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the catalogue {path} ({exc}); delete it and it is rebuilt") from exc
+
+    def _open(self) -> None:
+        # A reader waits for a writer's transaction (an ingest commits a batch at a time) instead of failing.
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(SCHEMA)
+        self.lexical = LexicalIndex(self._db)
+        if self._meta("schema") != CATALOGUE_SCHEMA:
+            self.mark(None)  # `sync` rebuilds it
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (CATALOGUE_SCHEMA,))
 
     # --- keeping it in step with the store ----------------------------------------------------------------------
 
@@ -96,7 +122,7 @@ class Catalogue:
 
     def mark(self, generation: str | None) -> None:
         """Record the store generation the catalogue now reflects (None: being written)."""
-        with self._lock:
+        with self._lock, self.transaction():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", (generation,))
 
     def sync(self, store: Any) -> bool:
@@ -108,12 +134,12 @@ class Catalogue:
             current = store.stamp()
         with self._lock, self.transaction():
             self.mark(None)
-            for table in ("papers", "authors", "categories", "files", "chunks", "lexical"):
+            for table in (*_TABLES, "chunks", "lexical"):
                 self._db.execute(f"DELETE FROM {table}")
             titles: dict[str, str] = {}
-            for papers in store.paper_pages():
-                self._add_papers(papers)
-                titles.update({p.paper_id: p.title or "" for p in papers})
+            for page in store.stored_pages():
+                self._add_papers([(item.paper, item.records) for item in page])
+                titles.update({item.paper.paper_id: item.paper.title or "" for item in page})
             for rows in store.chunk_pages():
                 self.lexical.add((row, titles[row.paper_id]) for row in rows if row.paper_id in titles)
             self.mark(current)
@@ -121,34 +147,45 @@ class Catalogue:
 
     def transaction(self) -> _Transaction:
         """A context in which every write commits together, or none does."""
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
-    def add(self, papers: Sequence[Paper], chunks: Iterable[ChunkRow]) -> None:
+    def add(self, entries: Sequence[Entry], chunks: Iterable[ChunkRow]) -> None:
         """Add or replace papers with their chunks."""
         with self._lock, self.transaction():
-            self.remove(p.paper_id for p in papers)
-            self._add_papers(papers)
-            titles = {p.paper_id: p.title or "" for p in papers}
+            self.remove(paper.paper_id for paper, _ in entries)
+            self._add_papers(entries)
+            titles = {paper.paper_id: paper.title or "" for paper, _ in entries}
             self.lexical.add((row, titles[row.paper_id]) for row in chunks)
 
-    def update(self, papers: Sequence[Paper]) -> None:
+    def update(self, entries: Sequence[Entry]) -> None:
         """Replace the records of papers whose text is unchanged (their chunks are kept; a title change re-embeds
         and so comes through `add`)."""
         with self._lock, self.transaction():
-            ids = [p.paper_id for p in papers]
-            for table in ("papers", "authors", "categories", "files"):
-                self._db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(i,) for i in ids])
-            self._add_papers(papers)
+            self._delete_rows([paper.paper_id for paper, _ in entries])
+            self._add_papers(entries)
 
     def remove(self, paper_ids: Iterable[str]) -> None:
         """Drop papers and their chunks."""
         ids = list(paper_ids)
         with self._lock, self.transaction():
-            for table in ("papers", "authors", "categories", "files"):
-                self._db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(i,) for i in ids])
+            self._delete_rows(ids)
             self.lexical.remove_papers(ids)
 
-    def _add_papers(self, papers: Sequence[Paper]) -> None:
+    def _delete_rows(self, ids: Sequence[str]) -> None:
+        for table in _TABLES:
+            self._db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(i,) for i in ids])
+
+    def _add_papers(self, entries: Sequence[Entry]) -> None:
+        papers = [paper for paper, _ in entries]
+        self._db.executemany(
+            "INSERT INTO record_keys VALUES (?, ?, ?)",
+            [
+                (key, record.source.file, paper.paper_id)
+                for paper, records in entries
+                for record in records
+                for key in catalogue_keys(record)
+            ],
+        )
         self._db.executemany(
             "INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -177,6 +214,22 @@ class Catalogue:
         self._db.executemany("INSERT INTO files VALUES (?, ?)", [(p.paper_id, f) for p in papers for f in p.files])
 
     # --- reading -----------------------------------------------------------------------------------------------
+
+    def holders(self, keys: Iterable[str]) -> set[str]:
+        """The ids of the stored papers with a record holding any of `keys`."""
+        return {paper_id for _, _, paper_id in self.holding(keys)}
+
+    def holding(self, keys: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(key, file, paper id) of each stored record holding one of `keys`."""
+        wanted = list(dict.fromkeys(keys))
+        out: list[tuple[str, str, str]] = []
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            with self._lock:
+                query = f"SELECT key, file, paper_id FROM record_keys WHERE key IN ({marks})"
+                out.extend(self._db.execute(query, batch).fetchall())
+        return out
 
     def papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         """The given papers, by id; ids not in the catalogue are left out."""
@@ -313,17 +366,37 @@ class Catalogue:
 
 
 class _Transaction:
-    """BEGIN … COMMIT, or ROLLBACK on an exception; nested uses join the outer one."""
+    """BEGIN … COMMIT, or ROLLBACK on an exception; nested uses join the outer one. A write that SQLite refuses
+    (a full disk, a file size limit) is a StoreError naming the file."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         self._outer = False
 
     def __enter__(self) -> None:
         self._outer = not self._db.in_transaction
         if self._outer:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise write_error(self._path, exc) from exc
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        if self._outer:
+        if not self._outer:
+            return
+        try:
             self._db.execute("ROLLBACK" if kind is not None else "COMMIT")
+        except sqlite3.Error as exc:
+            raise write_error(self._path, exc) from exc
+        if isinstance(value, sqlite3.Error):
+            raise write_error(self._path, value) from value
+
+
+def write_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The one-line error for a catalogue write that failed: nothing of it was kept, and the catalogue is rebuilt
+    from the store the next time it is opened."""
+    return StoreError(
+        f"cannot write the catalogue {path} ({exc}); free disk space (or raise the file size limit) and run the "
+        "command again: the store keeps what it had, and the catalogue is rebuilt from it"
+    )

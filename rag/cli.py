@@ -92,7 +92,10 @@ def ingest(
     )
     settings = load_settings()
     console = Console(stderr=True)
-    with _progress(console) as progress:
+    where = (
+        "the Chroma server at {}:{}".format(*settings.chroma_address) if settings.server_mode else str(settings.home)
+    )
+    with _progress(console, where) as progress:
         report = api.ingest(list(paths) or None, prune=prune, settings=settings, progress=progress, options=options)
     for problem in report.problems:
         if problem.line is not None:
@@ -114,8 +117,9 @@ def ingest(
 class _progress:
     """A progress bar on a terminal; elsewhere one line per committed batch (a log shows how far it got)."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, where: str = "the store") -> None:
         self.console = console
+        self.where = where
         self.bar: Any = None
         self.tasks: dict[str, Any] = {}
 
@@ -135,7 +139,13 @@ class _progress:
         return self.update
 
     def update(self, stage: str, done: int, total: int) -> None:
-        """`stage` is "embed" (papers stored of those to store) or "read FILE" (bytes read of the file's size)."""
+        """`stage` is "embed" (papers stored of those to store), "read FILE" (bytes read of the file's size) or
+        "wait" (0 of 1 while another ingest writes to the same store, 1 of 1 when it has finished)."""
+        if stage == "wait":
+            if not done:
+                message = f"waiting: another `rag ingest` is writing to {self.where}; this one starts after it"
+                click.echo(message, err=True)
+            return
         if self.bar is None:
             if done and stage == "embed":
                 click.echo(f"{stage}: {done}/{total} papers stored", err=True)

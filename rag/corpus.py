@@ -478,44 +478,45 @@ def merge_records(records: Iterable[PaperRecord]) -> list[Paper]:
     groups: dict[str, list[PaperRecord]] = defaultdict(list)
     for record in assign(list(records)):
         groups[record.paper_id].append(record)
-    papers = []
-    for paper_id, group in groups.items():
-        group = sorted(group, key=lambda r: (r.source.file, r.source.position))
+    return [merge_paper(paper_id, group) for paper_id, group in groups.items()]
 
-        def first(attribute: str, rows: list[PaperRecord] = group) -> Any:
-            return next((getattr(r, attribute) for r in rows if getattr(r, attribute) is not None), None)
 
-        with_authors = next((r for r in group if r.authors is not None), None)
-        dated = next((r for r in group if r.published is not None), None) or next(
-            (r for r in group if r.date is not None), None
-        )
-        votes = [r.upvotes for r in group if r.upvotes is not None]
-        revised = [r.updated for r in group if r.updated is not None]
-        latest = max(group, key=lambda r: r.version or 0)
-        papers.append(
-            Paper(
-                paper_id=paper_id,
-                title=first("title"),
-                abstract=latest.abstract,
-                authors=with_authors.authors if with_authors else None,
-                et_al=with_authors.et_al if with_authors else False,
-                n_authors=first("n_authors"),
-                date=dated.date if dated else None,
-                published=dated.published if dated else None,
-                upvotes=max(votes) if votes else None,
-                category=first("category"),
-                has_code=first("has_code"),
-                organization=first("organization"),
-                sources=[r.source for r in group],
-                arxiv_id=first("arxiv_id"),
-                doi=first("doi"),
-                url=first("url"),
-                categories=first("categories"),
-                venue=first("venue"),
-                updated=max(revised) if revised else None,
-            )
-        )
-    return papers
+def merge_paper(paper_id: str, records: Sequence[PaperRecord]) -> Paper:
+    """The paper `paper_id` from records already known to be of it (a stored paper's), merged as merge_records
+    merges a group."""
+    group = sorted(records, key=lambda r: (r.source.file, r.source.position))
+
+    def first(attribute: str) -> Any:
+        return next((getattr(r, attribute) for r in group if getattr(r, attribute) is not None), None)
+
+    with_authors = next((r for r in group if r.authors is not None), None)
+    dated = next((r for r in group if r.published is not None), None) or next(
+        (r for r in group if r.date is not None), None
+    )
+    votes = [r.upvotes for r in group if r.upvotes is not None]
+    revised = [r.updated for r in group if r.updated is not None]
+    latest = max(group, key=lambda r: r.version or 0)
+    return Paper(
+        paper_id=paper_id,
+        title=first("title"),
+        abstract=latest.abstract,
+        authors=with_authors.authors if with_authors else None,
+        et_al=with_authors.et_al if with_authors else False,
+        n_authors=first("n_authors"),
+        date=dated.date if dated else None,
+        published=dated.published if dated else None,
+        upvotes=max(votes) if votes else None,
+        category=first("category"),
+        has_code=first("has_code"),
+        organization=first("organization"),
+        sources=[r.source for r in group],
+        arxiv_id=first("arxiv_id"),
+        doi=first("doi"),
+        url=first("url"),
+        categories=first("categories"),
+        venue=first("venue"),
+        updated=max(revised) if revised else None,
+    )
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[ParseProblem]]:
@@ -557,6 +558,7 @@ __all__ = [
     "ParsedFile",
     "collect_files",
     "detect_layout",
+    "merge_paper",
     "merge_records",
     "paper_id_for",
     "parse_file",

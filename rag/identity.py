@@ -18,6 +18,7 @@ from rag.types import PaperRecord
 OPENING_WORDS = 8
 _WORD = re.compile(r"[^\W_]+")
 TITLE = "title:"
+SLOT = "slot:"
 
 
 def keys(record: PaperRecord) -> list[str]:
@@ -34,17 +35,21 @@ def keys(record: PaperRecord) -> list[str]:
     return out
 
 
+def slot(record: PaperRecord) -> str:
+    """Where in its file a record sits, for telling an edited paper from a new one (rag.ingest): its title, else
+    its position."""
+    if record.title:
+        return SLOT + "title:" + " ".join(record.title.casefold().split())
+    return f"{SLOT}position:{record.source.position}"
+
+
+def catalogue_keys(record: PaperRecord) -> list[str]:
+    """The keys the catalogue keeps for a stored record, each with the record's file: its identity keys and its
+    slot, so that an ingest looks up only the stored papers its records may be, at any collection size."""
+    return [*keys(record), slot(record)]
+
+
 Known = Mapping[str, Mapping[str, str]]  # key → {file: id of the stored paper that file's record is of}
-
-
-def known_keys(stored: Mapping[str, Sequence[PaperRecord]]) -> dict[str, dict[str, str]]:
-    """Each key of the stored papers' records → {the record's file: that paper's id}."""
-    out: dict[str, dict[str, str]] = defaultdict(dict)
-    for paper_id, records in stored.items():
-        for record in records:
-            for key in keys(record):
-                out[key][record.source.file] = paper_id
-    return dict(out)
 
 
 def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[PaperRecord]:

@@ -9,35 +9,41 @@ What a run does to the store:
 * a paper no longer in a re-read file stays unless `prune` is set; with `prune` the store keeps exactly the
   papers of the files given (a file that could not be read keeps its papers: bad input never removes data);
 * writes go in batches, chunks before the paper record that commits them, so a run killed at any point
-  leaves a store the next run completes: no duplicate chunks, no half-stored paper.
+  leaves a store the next run completes: no duplicate chunks, no half-stored paper;
+* records are read, settled and written a window at a time, each window reading from the store only the papers
+  its records may be (looked up by their keys in the catalogue), so a run's memory grows with neither its files
+  nor the store; only `prune` reads the whole store, a page at a time.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker, embedding_text
 from rag.config import Settings
-from rag.corpus import collect_files, merge_records
+from rag.corpus import collect_files, merge_paper
 from rag.embedding import Embedder, embedder_name, load_embedder
-from rag.errors import IngestError, StoreError
-from rag.formats import Options, read_file
-from rag.identity import assign, known_keys
+from rag.errors import IngestError
+from rag.formats import Options, detect_format, read_records
+from rag.identity import TITLE, assign, keys, slot
 from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
 from rag.types import Chunk, Paper, PaperRecord, ParseProblem
 from rag.worker import EmbeddingPool, embedding_pool
+from rag.writers import Lease, file_lock, leased
 
 Progress = Callable[[str, int, int], None]
+# Records settled, planned and written together: a run holds one window of records and the ids it found, not
+# its files or the store. Wide enough that a window keeps the embedding pipeline full (many `ingest_batch`es).
+WINDOW = 4096
 
 
 @dataclass
@@ -74,15 +80,18 @@ class IngestReport:
 
 @dataclass
 class Plan:
-    """What a run will do: papers to embed and write, to update in place, and to delete."""
+    """What a run will do: papers to embed and write, to update in place, and to delete, and which papers are new,
+    changed, unchanged and removed."""
 
     write: list[tuple[Paper, list[PaperRecord]]] = field(default_factory=list)
     update: list[tuple[Paper, list[PaperRecord], StoredPaper]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    removed: int = 0
+    new: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    unchanged: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    # (stored paper id, its place in a file, the id of the paper found there instead): see plan_ingest.
+    displaced: list[tuple[str, tuple[str, str], str]] = field(default_factory=list)
 
 
 def content_hash(paper: Paper, chunker: Chunker) -> str:
@@ -101,106 +110,97 @@ def _hash(parts: list[object]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
 
 
-def _slot(record: PaperRecord) -> tuple[str, str, object]:
+def _slot(record: PaperRecord) -> tuple[str, str]:
     """Where in a file a paper sits, for telling an edited paper from a new one: its title, else its position."""
-    if record.title:
-        return (record.source.file, "title", " ".join(record.title.casefold().split()))
-    return (record.source.file, "position", record.source.position)
+    return (record.source.file, slot(record))
 
 
-def plan_ingest(
-    stored: dict[str, StoredPaper],
-    parsed: dict[str, list[PaperRecord]],
-    unreadable: set[str],
-    chunker: Chunker,
-    prune: bool = False,
-    damaged: frozenset[str] = frozenset(),
-) -> Plan:
-    """Compare what was parsed (records by file) with what is stored and decide what to write.
+def plan_ingest(stored: Mapping[str, StoredPaper], parsed: Mapping[str, list[PaperRecord]], chunker: Chunker) -> Plan:
+    """Compare what was parsed (records by file) with the stored papers they may be and decide what to write.
 
-    `unreadable` files could not be read at all, `damaged` ones had blocks that did not parse: prune removes
-    nothing of theirs, since a paper missing from them may only be unreadable."""
+    A stored paper's record from a parsed file is replaced by the fresh one when the paper is found again; its
+    other records are kept. A stored record at the place in its file where another paper was found now (an
+    edited abstract) is listed in `Plan.displaced`: whether it goes is known only once the whole file is read."""
     target: dict[str, list[PaperRecord]] = {pid: list(sp.records) for pid, sp in stored.items()}
-    replaced_by: dict[str, str] = {}
+    displaced: list[tuple[str, tuple[str, str], str]] = []
     for file, records in parsed.items():
         found_ids = {record.paper_id for record in records}
         new_at_slot = {_slot(record): record.paper_id for record in records}
         for pid, rows in target.items():
             kept = []
             for row in rows:
-                if row.source.file != file:
-                    kept.append(row)
-                elif pid in found_ids:
+                if row.source.file == file and pid in found_ids:
                     continue  # found again: the fresh record takes its place
-                elif new_at_slot.get(_slot(row), pid) != pid:
-                    replaced_by.setdefault(pid, new_at_slot[_slot(row)])
-                elif not prune or file in damaged:
-                    kept.append(row)
+                kept.append(row)
+                if row.source.file == file and new_at_slot.get(_slot(row), pid) != pid:
+                    displaced.append((pid, _slot(row), new_at_slot[_slot(row)]))
             target[pid] = kept
         for record in records:
             target.setdefault(record.paper_id, []).append(record)
-    if prune:
-        keep_files = set(parsed) | unreadable
-        target = {pid: [r for r in rows if r.source.file in keep_files] for pid, rows in target.items()}
-
     found = {record.paper_id for records in parsed.values() for record in records}
-    replacing = set(replaced_by.values())
+    plan = _settle(stored, target, found, chunker)
+    plan.displaced = displaced
+    return plan
+
+
+def plan_replacements(
+    stored: Mapping[str, StoredPaper], displaced: Sequence[tuple[str, tuple[str, str]]], chunker: Chunker
+) -> Plan:
+    """What drops each displaced record (a paper's id and the place in a file another paper took), once its
+    file was read to the end without finding that paper again. A paper left without records is deleted: it was
+    replaced, not removed."""
+    gone = set(displaced)
+    target = {pid: [r for r in sp.records if (pid, _slot(r)) not in gone] for pid, sp in stored.items()}
+    return _settle(stored, target, set(), chunker, replaced={pid for pid, _ in displaced})
+
+
+def plan_prune(
+    stored: Mapping[str, StoredPaper],
+    found: Mapping[str, AbstractSet[str]],
+    kept_whole: AbstractSet[str],
+    chunker: Chunker,
+) -> Plan:
+    """What keeps the store to exactly the papers of a run's files: a stored record stays if its paper was found
+    in its file (`found`: paper ids by file read) or its file is one to keep whole (`kept_whole`: files that
+    could not be read, or had blocks that did not parse, where a paper missing may only be unreadable)."""
+    target = {
+        pid: [r for r in sp.records if r.source.file in kept_whole or pid in found.get(r.source.file, ())]
+        for pid, sp in stored.items()
+    }
+    return _settle(stored, target, set(), chunker)
+
+
+def _settle(
+    stored: Mapping[str, StoredPaper],
+    target: Mapping[str, list[PaperRecord]],
+    found: AbstractSet[str],
+    chunker: Chunker,
+    replaced: AbstractSet[str] = frozenset(),
+) -> Plan:
+    """The plan that turns the stored papers into `target` (each paper's records after the run); a `replaced`
+    paper that is deleted is not counted as removed."""
     plan = Plan()
     for pid, rows in target.items():
         old = stored.get(pid)
         if not rows:
             if old is not None:
                 plan.delete.append(pid)
-                plan.removed += pid not in replaced_by
+                if pid not in replaced:
+                    plan.removed.add(pid)
             continue
-        (paper,) = merge_records(rows)
+        paper = merge_paper(pid, rows)
         if old is None:
             plan.write.append((paper, rows))
-            if pid in replacing:
-                plan.changed += 1
-            else:
-                plan.new += 1
+            plan.new.add(pid)
         elif old.content_hash != content_hash(paper, chunker):
             plan.write.append((paper, rows))
-            plan.changed += 1
+            plan.changed.add(pid)
         elif old.meta_hash != meta_hash(paper):
             plan.update.append((paper, rows, old))
-            plan.changed += 1
+            plan.changed.add(pid)
         elif pid in found:
-            plan.unchanged += 1
+            plan.unchanged.add(pid)
     return plan
-
-
-@contextmanager
-def _locked(settings: Settings) -> Iterator[None]:
-    """One ingest at a time per store folder."""
-    if settings.server_mode:
-        yield
-        return
-    settings.home.mkdir(parents=True, exist_ok=True)
-    lock_path = settings.home / "ingest.lock"
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise StoreError(f"another `rag ingest` is writing to {settings.home}; wait for it to finish") from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-
-
-def _repair(store: Store) -> dict[str, StoredPaper]:
-    """Drop what an interrupted run left half-done; returns the committed papers whose chunks are all there."""
-    stored = store.papers()
-    counts = store.chunk_counts()
-    orphans = [pid for pid in counts if pid not in stored]
-    if orphans:
-        store.delete_orphans(orphans)
-    # A committed paper with missing chunks cannot come from this program's writes, but a store edited by hand
-    # can have one: treat it as not stored, so it is written again.
-    return {pid: sp for pid, sp in stored.items() if counts.get(pid, 0) == sp.n_chunks}
 
 
 def ingest(
@@ -212,84 +212,253 @@ def ingest(
     options: Options | None = None,
 ) -> IngestReport:
     """Parse, chunk, embed and store the papers of `paths` (the default corpus when None), read as `options`
-    says (rag.formats)."""
+    says (rag.formats). Records are settled, planned and written a window at a time, so that a run's memory
+    does not grow with its files or the store."""
     options = options or Options()
     report = IngestReport()
     started = time.perf_counter()
-    tick = time.perf_counter()
+    for stage in ("parse", "plan", "chunk", "embed", "store"):
+        report.seconds[stage] = 0.0
     files, problems = collect_files(list(paths) if paths else [settings.corpus])
     report.problems.extend(problems)
     for problem in problems:
         report.files.append(FileReport(file=problem.file, layout=None, papers=0, error=str(problem)))
-    parsed: dict[str, list[PaperRecord]] = {}
-    unreadable: set[str] = set()
-    taken = 0
-    for path in files:
-        left = None if options.limit is None else options.limit - taken
-        if left is not None and left <= 0:
-            break
-        try:
-            result = read_file(path, options, left, progress)
-        except IngestError as exc:
-            unreadable.add(path.name)
-            report.files.append(FileReport(file=path.name, layout=None, papers=0, error=str(exc)))
-            continue
-        parsed[path.name] = result.records
-        taken += len(result.records)
-        report.problems.extend(result.problems)
-        report.files.append(FileReport(file=path.name, layout=result.layout, papers=len(result.records)))
-    report.seconds["parse"] = time.perf_counter() - tick
-
-    chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
-    with _locked(settings):
-        tick = time.perf_counter()
+    with ExitStack() as held:
+        if not settings.server_mode:
+            held.enter_context(file_lock(settings, progress))
         store = open_store(settings, embedder_name(settings))
-        store.upgrade()
-        stored = _repair(store)
-        parsed = _identified(parsed, stored)
-        report.found = len({r.paper_id for records in parsed.values() for r in records})
-        catalogue = open_catalogue(settings)
-        catalogue.sync(store)
-        damaged = frozenset(p.file for p in report.problems if p.file in parsed)
-        plan = plan_ingest(stored, parsed, unreadable, chunker, prune=prune, damaged=damaged)
-        report.seconds["plan"] = time.perf_counter() - tick
-        report.new, report.changed, report.unchanged, report.removed = (
-            plan.new,
-            plan.changed,
-            plan.unchanged,
-            plan.removed,
-        )
-        tick = time.perf_counter()
-        changes = bool(plan.delete or plan.update or plan.write)
-        if changes:
-            catalogue.mark(None)  # until the store is stamped below, the catalogue may lag behind it
-        store.delete(plan.delete)
-        catalogue.remove(plan.delete)
-        updates = [
-            StoredPaper(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
-            for paper, rows, old in plan.update
-        ]
-        store.update(updates)
-        catalogue.update([item.paper for item in updates])
-        report.seconds["store"] = time.perf_counter() - tick
-        _write(store, catalogue, plan.write, chunker, settings, report, progress)
-        if changes:
-            catalogue.mark(store.stamp())
-        report.papers_total = store.count_papers()
-        report.chunks_total = store.count_chunks()
+        lease = store.lease()
+        if lease is not None:
+            held.enter_context(leased(lease, progress))
+        run = _Run(settings, store, lease, report, progress)
+        unreadable: set[str] = set()
+        for window in _windows(files, options, report, unreadable, progress):
+            run.apply(window)
+        run.replace()
+        if prune:
+            run.prune(unreadable | {problem.file for problem in report.problems})
+        run.finish()
     report.seconds["total"] = time.perf_counter() - started
     return report
 
 
-def _identified(parsed: dict[str, list[PaperRecord]], stored: dict[str, StoredPaper]) -> dict[str, list[PaperRecord]]:
-    """The parsed records with their papers settled across every file and the store (rag.identity)."""
-    settled = iter(
-        assign(
-            [r for records in parsed.values() for r in records],
-            known_keys({pid: item.records for pid, item in stored.items()}),
-        )
-    )
-    return {file: [next(settled) for _ in records] for file, records in parsed.items()}
+def _windows(
+    files: Sequence[Path],
+    options: Options,
+    report: IngestReport,
+    unreadable: set[str],
+    progress: Progress | None,
+) -> Iterator[dict[str, list[PaperRecord]]]:
+    """The records of `files` (at most `options.limit` in all), by file, in windows of at most WINDOW records.
+    A file that cannot be used is reported, and what was read of it but not yet handed on is dropped."""
+    window: dict[str, list[PaperRecord]] = {}
+    size = taken = 0
+    tick = time.perf_counter()
+    for path in files:
+        if options.limit is not None and taken >= options.limit:
+            break
+        left = None if options.limit is None else options.limit - taken
+        count = 0
+        try:
+            for item in read_records(path, options, left, progress):
+                if isinstance(item, ParseProblem):
+                    report.problems.append(item)
+                    continue
+                window.setdefault(path.name, []).append(item)
+                count += 1
+                size += 1
+                if size >= WINDOW:
+                    report.seconds["parse"] += time.perf_counter() - tick
+                    yield window
+                    tick = time.perf_counter()
+                    window, size = {}, 0
+        except IngestError as exc:
+            size -= len(window.pop(path.name, []))
+            unreadable.add(path.name)
+            report.files.append(FileReport(file=path.name, layout=None, papers=0, error=str(exc)))
+            continue
+        taken += count
+        report.files.append(FileReport(file=path.name, layout=detect_format(path, options), papers=count))
+    report.seconds["parse"] += time.perf_counter() - tick
+    if window:
+        yield window
+
+
+class _Run:
+    """One ingest under the store's lock: the store and catalogue it writes, and what its windows found."""
+
+    def __init__(
+        self, settings: Settings, store: Store, lease: Lease | None, report: IngestReport, progress: Progress | None
+    ) -> None:
+        tick = time.perf_counter()
+        self.settings = settings
+        self.report = report
+        self.progress = progress
+        self.chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
+        self.store = store
+        self.lease = lease  # renewed at every batch committed to a server
+        self.store.upgrade()
+        self.catalogue = open_catalogue(settings)
+        self.incomplete = _repair(self.store, self.catalogue, settings)
+        self.catalogue.sync(self.store)
+        self.found: dict[str, set[str]] = {}  # file → ids of the papers found in it
+        self.new: set[str] = set()
+        self.changed: set[str] = set()
+        self.unchanged: set[str] = set()
+        self.removed: set[str] = set()
+        self.displaced: list[tuple[str, tuple[str, str], str]] = []
+        self.changes = False
+        self.embedding: _InProcess | EmbeddingPool | None = None
+        self.planned = self.done = 0
+        report.seconds["plan"] += time.perf_counter() - tick
+
+    def apply(self, window: dict[str, list[PaperRecord]]) -> None:
+        """Settle, plan and write one window of records against the stored papers they may be."""
+        tick = time.perf_counter()
+        records = [record for rows in window.values() for record in rows]
+        files_holding: dict[str, set[str]] = {}
+        for record in records:
+            for key in keys(record):
+                files_holding.setdefault(key, set()).add(record.source.file)
+        held = self.catalogue.holding(files_holding)
+        known: dict[str, dict[str, str]] = {}
+        for key, file, pid in held:
+            known.setdefault(key, {})[file] = pid
+        settled = assign(records, known)
+        rows_of = iter(settled)
+        parsed = {file: [next(rows_of) for _ in rows] for file, rows in window.items()}
+        # The stored papers these records may be (sharing a key, a title key only across files, or an id), and
+        # those a new paper may have displaced (at its place in its file: an edited abstract).
+        ids = {pid for key, file, pid in held if not key.startswith(TITLE) or files_holding[key] - {file}}
+        stored = self.store.papers(sorted(ids | {record.paper_id for record in settled}))
+        places = self.catalogue.holders(slot(record) for record in settled if record.paper_id not in stored)
+        stored.update(self.store.papers(sorted(places - stored.keys())))
+        stored = {pid: sp for pid, sp in stored.items() if pid not in self.incomplete}
+        plan = plan_ingest(stored, parsed, self.chunker)
+        self.displaced.extend(plan.displaced)
+        for file, rows in parsed.items():
+            self.found.setdefault(file, set()).update(record.paper_id for record in rows)
+        self.report.seconds["plan"] += time.perf_counter() - tick
+        self._carry_out(plan)
+
+    def prune(self, kept_whole: set[str]) -> None:
+        """Remove what the run's files no longer hold, a page of the store at a time."""
+        for page in self.store.stored_pages():
+            tick = time.perf_counter()
+            stored = {sp.paper.paper_id: sp for sp in page if sp.paper.paper_id not in self.incomplete}
+            plan = plan_prune(stored, self.found, kept_whole, self.chunker)
+            self.report.seconds["plan"] += time.perf_counter() - tick
+            self._carry_out(plan)
+
+    def replace(self) -> None:
+        """Drop the displaced records (an edited paper's old version) whose paper was not found again in their
+        file: a paper left without records was replaced by the one found at its place."""
+        left = [(old, place, new) for old, place, new in self.displaced if old not in self.found.get(place[0], ())]
+        if not left:
+            return
+        tick = time.perf_counter()
+        stored = self.store.papers(sorted({old for old, _, _ in left}))
+        plan = plan_replacements(stored, [(old, place) for old, place, _ in left], self.chunker)
+        self.report.seconds["plan"] += time.perf_counter() - tick
+        self._carry_out(plan)
+        for old, _, new in left:
+            if old in plan.delete and new in self.new:
+                self.new.discard(new)
+                self.changed.add(new)
+
+    def finish(self) -> None:
+        """Stamp the store when the run changed it, and count what it holds."""
+        report = self.report
+        if self.changes:
+            self.catalogue.mark(self.store.stamp())
+        report.found = len(set().union(*self.found.values())) if self.found else 0
+        report.new = len(self.new)
+        report.changed = len(self.changed - self.new)
+        report.unchanged = len(self.unchanged - self.changed - self.new)
+        report.removed = len(self.removed)
+        report.papers_total = self.store.count_papers()
+        report.chunks_total = self.store.count_chunks()
+
+    def _carry_out(self, plan: Plan) -> None:
+        """Delete, update and write what `plan` says, and count it."""
+        self.new |= plan.new
+        self.changed |= plan.changed
+        self.unchanged |= plan.unchanged
+        self.removed |= plan.removed
+        if not (plan.delete or plan.update or plan.write):
+            return
+        tick = time.perf_counter()
+        if not self.changes:
+            self.catalogue.mark(None)  # until the store is stamped, the catalogue may lag behind it
+            self.changes = True
+        self.store.delete(plan.delete)
+        self.catalogue.remove(plan.delete)
+        updates = [
+            StoredPaper(paper, rows, old.content_hash, meta_hash(paper), old.n_chunks)
+            for paper, rows, old in plan.update
+        ]
+        self.store.update(updates)
+        self.catalogue.update([(item.paper, item.records) for item in updates])
+        self.report.seconds["store"] += time.perf_counter() - tick
+        if plan.write:
+            self.planned += len(plan.write)
+            if self.embedding is None:  # the model is loaded only when there is something to embed
+                self.embedding = _embedding(self.settings, len(plan.write))
+            self._write(plan.write, self.embedding)
+
+    def _write(self, items: list[tuple[Paper, list[PaperRecord]]], embedding: _InProcess | EmbeddingPool) -> None:
+        """Chunk, embed and store papers in batches, each committed before the next; a batch is chunked and
+        written while the next is embedded. `embed` in the report is the time spent waiting for vectors."""
+        report, settings = self.report, self.settings
+        if self.progress:
+            self.progress("embed", self.done, self.planned)
+        batches = [items[i : i + settings.ingest_batch] for i in range(0, len(items), settings.ingest_batch)]
+        previous: list[tuple[Paper, list[PaperRecord], list[Chunk]]] = []
+        for batch in [*batches, []]:
+            tick = time.perf_counter()
+            chunked = [(paper, rows, self.chunker.chunk(paper)) for paper, rows in batch]
+            report.seconds["chunk"] += time.perf_counter() - tick
+            vectors: list[list[float]] = []
+            if previous:
+                tick = time.perf_counter()
+                vectors = embedding.result()
+                report.seconds["embed"] += time.perf_counter() - tick
+            if chunked:
+                embedding.submit([embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks])
+            if previous:
+                tick = time.perf_counter()
+                if self.lease is not None:
+                    self.lease.renew()
+                _store(self.store, self.catalogue, previous, vectors, self.chunker)
+                report.seconds["store"] += time.perf_counter() - tick
+                report.chunks_embedded += len(vectors)
+                self.done += len(previous)
+                if self.progress:
+                    self.progress("embed", self.done, self.planned)
+            previous = chunked
+
+
+def _repair(store: Store, catalogue: Catalogue, settings: Settings) -> set[str]:
+    """Drop what an interrupted run left half-done; returns the ids of committed papers missing chunks. A store
+    whose last ingest finished (its stamp is the catalogue's, and only this process writes to its folder) has
+    nothing half-done, and is not read."""
+    generation = catalogue.generation
+    if not settings.server_mode and generation is not None and generation == store.generation():
+        return set()
+    counts = store.chunk_counts()
+    committed: set[str] = set()
+    incomplete: set[str] = set()
+    for page in store.stored_pages():
+        for sp in page:
+            committed.add(sp.paper.paper_id)
+            # A committed paper with missing chunks cannot come from this program's writes, but a store edited by
+            # hand can have one: it is treated as not stored, so it is written again.
+            if counts.get(sp.paper.paper_id, 0) != sp.n_chunks:
+                incomplete.add(sp.paper.paper_id)
+    orphans = [pid for pid in counts if pid not in committed]
+    if orphans:
+        store.delete_orphans(orphans)
+    return incomplete
 
 
 class _InProcess:
@@ -316,49 +485,6 @@ def _embedding(settings: Settings, papers: int) -> _InProcess | EmbeddingPool:
     return _InProcess(load_embedder(settings))
 
 
-def _write(
-    store: Store,
-    catalogue: Catalogue,
-    items: list[tuple[Paper, list[PaperRecord]]],
-    chunker: Chunker,
-    settings: Settings,
-    report: IngestReport,
-    progress: Progress | None,
-) -> None:
-    """Chunk, embed and store papers in batches, each committed before the next; a batch is chunked and written
-    while the next is embedded. `embed` in the report is the time spent waiting for vectors."""
-    for stage in ("chunk", "embed", "store"):
-        report.seconds.setdefault(stage, 0.0)
-    if not items:
-        return
-    embedding = _embedding(settings, len(items))  # the model is loaded only when there is something to embed
-    if progress:
-        progress("embed", 0, len(items))
-    batches = [items[start : start + settings.ingest_batch] for start in range(0, len(items), settings.ingest_batch)]
-    done = 0
-    previous: list[tuple[Paper, list[PaperRecord], list[Chunk]]] = []
-    for batch in [*batches, []]:
-        tick = time.perf_counter()
-        chunked = [(paper, rows, chunker.chunk(paper)) for paper, rows in batch]
-        report.seconds["chunk"] += time.perf_counter() - tick
-        vectors: list[list[float]] = []
-        if previous:
-            tick = time.perf_counter()
-            vectors = embedding.result()
-            report.seconds["embed"] += time.perf_counter() - tick
-        if chunked:
-            embedding.submit([embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks])
-        if previous:
-            tick = time.perf_counter()
-            _store(store, catalogue, previous, vectors, chunker)
-            report.seconds["store"] += time.perf_counter() - tick
-            report.chunks_embedded += len(vectors)
-            done += len(previous)
-            if progress:
-                progress("embed", done, len(items))
-        previous = chunked
-
-
 def _store(
     store: Store,
     catalogue: Catalogue,
@@ -382,7 +508,7 @@ def _store(
     ]
     store.write(writes)
     catalogue.add(
-        [item.paper for item in writes],
+        [(item.paper, item.records) for item in writes],
         [
             ChunkRow(chunk.chunk_id, item.paper.paper_id, chunk.start, chunk.end, chunk.text)
             for item in writes

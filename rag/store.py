@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.corpus import merge_records
+from rag.corpus import merge_paper
 from rag.errors import StoreError
 from rag.lexical import ChunkRow
 from rag.types import Chunk, Filters, Paper, PaperRecord
+from rag.writers import Lease
 
 # 2: chunks carry every category their paper is listed under (`categories`), for filters on cross-lists.
 SCHEMA_VERSION = 2
@@ -125,6 +126,12 @@ class Store:
         except Exception as exc:
             raise StoreError(f"cannot open the Chroma collections at {location}: {exc}") from exc
 
+    def lease(self) -> Lease | None:
+        """The writer lease of a server's store (rag.writers); None for an embedded one, which a file lock guards."""
+        if self.path is not None:
+            return None
+        return Lease(self._client, f"{self._papers.name}-writer", self._failure)
+
     def _fit_index(self, collection: Any) -> dict[str, Any]:
         """The collection's HNSW settings, after raising its search ef to HNSW's where it was lower and lowering
         its sync threshold to HNSW's where it was higher (both apply to an existing index)."""
@@ -189,7 +196,7 @@ class Store:
         if self.schema >= SCHEMA_VERSION:
             return 0
         done = 0
-        for page in self._stored_pages():
+        for page in self.stored_pages():
             self.update(page, papers=False)
             done += len(page)
         kept = {k: v for k, v in (self._papers.metadata or {}).items() if not k.startswith("hnsw:")}
@@ -212,29 +219,33 @@ class Store:
     def _pages(self, collection: Any, include: list[str], where: dict[str, Any] | None = None) -> Iterator[dict]:
         offset = 0
         while True:
-            page = collection.get(include=include, where=where, limit=_PAGE, offset=offset)
+            page = self._call(collection.get, "read", include=include, where=where, limit=_PAGE, offset=offset)
             if not page["ids"]:
                 return
             yield page
             offset += len(page["ids"])
 
-    def papers(self) -> dict[str, StoredPaper]:
-        """Every committed paper, by id."""
-        return {stored.paper.paper_id: stored for page in self._stored_pages() for stored in page}
+    def papers(self, paper_ids: Sequence[str] | None = None) -> dict[str, StoredPaper]:
+        """The committed papers with the given ids (those stored), or every one, by id."""
+        return {stored.paper.paper_id: stored for page in self.stored_pages(paper_ids) for stored in page}
 
-    def paper_pages(self) -> Iterator[list[Paper]]:
-        """Every committed paper, a page at a time."""
-        for page in self._stored_pages():
-            yield [stored.paper for stored in page]
-
-    def _stored_pages(self) -> Iterator[list[StoredPaper]]:
-        for page in self._pages(self._papers, ["documents", "metadatas"]):
+    def stored_pages(self, paper_ids: Sequence[str] | None = None) -> Iterator[list[StoredPaper]]:
+        """The committed papers with the given ids, or every one, a page at a time."""
+        if paper_ids is None:
+            pages = self._pages(self._papers, ["documents", "metadatas"])
+        else:
+            ids = list(dict.fromkeys(paper_ids))
+            pages = (
+                self._call(self._papers.get, "read", ids=ids[start : start + _PAGE], include=["documents", "metadatas"])
+                for start in range(0, len(ids), _PAGE)
+            )
+        for page in pages:
             out = []
-            for abstract, meta in zip(page["documents"], page["metadatas"], strict=False):
+            for paper_id, abstract, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=False):
                 records = [
                     PaperRecord.model_validate({**row, "abstract": abstract}) for row in json.loads(meta["records"])
                 ]
-                (paper,) = merge_records(records)
+                paper = merge_paper(paper_id, records)
                 out.append(
                     StoredPaper(
                         paper=paper,
@@ -263,10 +274,7 @@ class Store:
         for page in self._pages(self._chunks, ["metadatas"]):
             metas = page["metadatas"]
             wanted = list(dict.fromkeys(meta["paper_id"] for meta in metas))
-            try:
-                found = self._papers.get(ids=wanted, include=["documents"])
-            except Exception as exc:
-                raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
+            found = self._call(self._papers.get, "read", ids=wanted, include=["documents"])
             abstracts = dict(zip(found["ids"], found["documents"], strict=True))
             yield [
                 (cid, abstracts[meta["paper_id"]][meta["start"] : meta["end"]], meta)
@@ -280,12 +288,14 @@ class Store:
         total = self.count_chunks()
         if total == 0 or n <= 0:
             return []
-        try:
-            found = self._chunks.query(
-                query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"]
-            )
-        except Exception as exc:
-            raise StoreError(f"Chroma at {self.location} failed a search: {exc}") from exc
+        found = self._call(
+            self._chunks.query,
+            "search",
+            query_embeddings=[list(vector)],
+            n_results=min(n, total),
+            where=where,
+            include=["distances"],
+        )
         return [
             (chunk_id, 1.0 - distance)
             for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)
@@ -302,10 +312,7 @@ class Store:
     def _vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, list[float]]:
         if not ids:
             return {}
-        try:
-            found = collection.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
-        except Exception as exc:
-            raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
+        found = self._call(collection.get, "read", ids=list(dict.fromkeys(ids)), include=["embeddings"])
         return {cid: [float(x) for x in vec] for cid, vec in zip(found["ids"], found["embeddings"], strict=True)}
 
     def all_vectors(self) -> tuple[list[str], list[list[float]]]:
@@ -326,11 +333,11 @@ class Store:
 
     def count_papers(self) -> int:
         """Number of committed papers."""
-        return int(self._papers.count())
+        return int(self._call(self._papers.count, "read"))
 
     def count_chunks(self) -> int:
         """Number of stored chunks."""
-        return int(self._chunks.count())
+        return int(self._call(self._chunks.count, "read"))
 
     def size_bytes(self) -> int | None:
         """Bytes on disk of the embedded store; None for a server."""
@@ -408,11 +415,35 @@ class Store:
             "n_chunks": item.n_chunks,
         }
 
-    def _call(self, method: Any, **kwargs: Any) -> Any:
+    def _call(self, method: Any, what: str = "write", **kwargs: Any) -> Any:
+        """`method(**kwargs)`, with a failure as a StoreError that says what to do."""
         try:
             return method(**kwargs)
         except Exception as exc:
-            raise StoreError(f"Chroma at {self.location} refused a write: {exc}") from exc
+            raise self._failure(what, exc) from exc
+
+    def _failure(self, what: str, exc: Exception) -> StoreError:
+        """The one-line error for a failed Chroma call: a server that stopped answering is told apart from a
+        refusal (a full disk, a bad request) by asking it for its heartbeat."""
+        if self.path is None and not self._answers():
+            return StoreError(
+                f"the Chroma server at {self.location} stopped answering during a {what} ({type(exc).__name__}); "
+                "start it again and run the command again: what was committed is kept, and an ingest completes the "
+                "rest"
+            )
+        if what in ("write", "writer lease"):
+            return StoreError(
+                f"Chroma at {self.location} refused a write: {exc}; if its disk is full, free space and run the "
+                "command again (what was committed is kept)"
+            )
+        return StoreError(f"Chroma at {self.location} failed a {what}: {exc}")
+
+    def _answers(self) -> bool:
+        try:
+            self._client.heartbeat()
+        except Exception:
+            return False
+        return True
 
 
 def chunk_where(

@@ -12,6 +12,7 @@ from rag.config import Settings
 from rag.lexical import ChunkRow, LexicalIndex, terms
 from rag.store import Store
 from rag.types import Filters
+from tests.conftest import run_rag
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +86,18 @@ def test_a_question_reads_no_whole_collection_once_the_catalogue_is_built(
     def whole_collection(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("read the whole collection")
 
-    for method in ("papers", "paper_pages", "chunk_pages", "chunk_rows", "all_vectors", "chunk_counts"):
+    for method in ("papers", "stored_pages", "chunk_pages", "chunk_rows", "all_vectors", "chunk_counts"):
         monkeypatch.setattr(Store, method, whole_collection)
     pipe = rag.pipeline(settings)
     answer = pipe.ask("How does Fisher merging weight the parameters of the models?")
     assert answer.citations and "Fisher" in (answer.citations[0].title or "")
     filtered = pipe.ask("What is model merging?", filters=Filters(year_from=2024, has_code=True))
-    assert all(p.paper.year and p.paper.year >= 2024 and p.paper.has_code for p in filtered.passages)
+    assert filtered.passages and all(
+        p.paper.year and p.paper.year >= 2024 and p.paper.has_code for p in filtered.passages
+    )
 
 
-def test_a_deleted_or_half_written_catalogue_is_rebuilt_from_the_store(full_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_half_written_or_garbage_catalogue_is_rebuilt_from_the_store(full_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
     home = tmp_path / "home"
@@ -111,6 +114,14 @@ def test_a_deleted_or_half_written_catalogue_is_rebuilt_from_the_store(full_stor
     for path in (home / "catalogue").iterdir():
         path.unlink()
     assert rag.ask(question, settings=settings).text == before.text
+    opened = open_catalogue(settings)
+    catalogue_file = opened.path
+    opened.close()
+    catalogue_file.write_bytes(b"not a database, " * 4096)  # overwritten with garbage
+    asked = run_rag("ask", question, home=home)
+    assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr
+    assert f"the catalogue {catalogue_file} could not be read" in asked.stderr
+    assert open_catalogue(settings).count() == 336
 
 
 def test_bm25_ranks_the_chunk_with_the_rare_words_first_and_forgets_removed_papers() -> None:

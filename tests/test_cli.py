@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED, run_rag
+import rag
+from rag.catalogue import open_catalogue
+from rag.config import Settings
+from rag.embedding import embedder_name
+from rag.store import open_store
+from tests.conftest import RAG_BIN, SEED, run_rag
 
 PAPER_FIELDS = {
     "paper_id",
@@ -206,16 +212,43 @@ def test_ingest_and_ask_work_with_no_network_at_all(guard: str, tmp_path: Path) 
     assert not (tmp_path / "network.log").exists(), (tmp_path / "network.log").read_text()
 
 
-def test_a_second_ingest_into_the_same_home_waits_for_none_and_says_so(tmp_path: Path) -> None:
+def test_two_ingests_into_one_home_at_once_end_with_the_union_of_their_papers(tmp_path: Path) -> None:
+    """Two real `rag ingest` processes on different files of one home: each waits while the home is locked (here
+    by the test, as by a running ingest), then they write one after the other, and the store holds every paper
+    of both, those found in both files once, listing both."""
     import fcntl
 
+    folder = Path(__file__).parent / "data" / "formats"
+    expected = json.loads((folder / "EXPECTED.json").read_text(encoding="utf-8"))
+    halves = [["arxiv_query.xml", "zotero.bib"], ["snapshot.json", "export.ris", "papers.csv", "openalex_works.json"]]
     home = tmp_path / "home"
     home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
     with open(home / "ingest.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # as a running ingest holds it
-        result = run_rag("ingest", str(SEED["000"]), home=home)
-    assert result.returncode == 1
-    assert result.stderr == f"error: another `rag ingest` is writing to {home}; wait for it to finish\n"
+        fcntl.flock(held, fcntl.LOCK_EX)
+        writers = [
+            subprocess.Popen(
+                [str(RAG_BIN), "ingest", *(str(folder / name) for name in half)],
+                env={**env, "RAG_HOME": str(home)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for half in halves
+        ]
+        for writer in writers:
+            assert writer.stderr is not None
+            assert writer.stderr.readline().startswith(f"waiting: another `rag ingest` is writing to {home}")
+    results = [writer.communicate(timeout=600) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], results
+    settings = Settings(home=home, chroma_host=None, chroma_port=None)
+    by_title = {
+        " ".join((p.title or "").casefold().split()): sorted(p.files) for p in rag.list_papers(settings=settings)
+    }
+    assert by_title == {" ".join(p["title"].casefold().split()): sorted(p["files"]) for p in expected["papers"]}
+    store = open_store(settings, embedder_name(settings))
+    assert store.count_chunks() == sum(sp.n_chunks for sp in store.papers().values()) > 0
+    assert open_catalogue(settings).count() == len(expected["papers"])
 
 
 def test_asking_before_any_ingest_says_the_store_is_empty_not_that_the_papers_do_not_answer(tmp_path: Path) -> None:

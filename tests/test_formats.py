@@ -6,6 +6,7 @@ old-style arXiv ids, entries without an abstract, broken lines, and one paper in
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import textwrap
 from pathlib import Path
@@ -20,7 +21,7 @@ from rag.errors import IngestError
 from rag.formats import FORMATS, Options, detect, read_file
 from rag.formats.common import arxiv_id, parse_date, split_authors
 from rag.formats.openalex import abstract_text
-from rag.store import SCHEMA_VERSION, open_store
+from rag.store import SCHEMA_VERSION, Store, open_store
 from rag.types import Filters, Paper
 from tests.conftest import SEED_FILES, run_rag
 
@@ -426,6 +427,72 @@ def test_a_folder_of_exports_written_independently_ingests_as_its_author_expecte
             paper["authors"], paper["year"], paper["arxiv_id"], paper["doi"]
         ), paper["title"]  # fmt: skip
         assert sorted(got.files) == sorted(paper["files"]) and folded(got.abstract).startswith(paper["abstract_start"])
+
+
+def test_a_run_read_in_windows_of_two_records_stores_what_one_window_stores_and_reads_only_the_papers_it_may_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingest holds one window of records at a time (rag.ingest.WINDOW): the same papers come out when the
+    folder's duplicates across formats fall into different windows, and a later run into the store looks up the
+    stored papers its records may be instead of reading the whole store."""
+    files = sorted(p for p in FOLDER.iterdir() if p.name != "EXPECTED.json")
+
+    def run(home: str) -> tuple[rag.IngestReport, dict[str, tuple[object, ...]]]:
+        settings = Settings(home=tmp_path / home, chroma_host=None, chroma_port=None)
+        report = rag.ingest(files, settings=settings)
+        papers = rag.list_papers(settings=settings)
+        return report, {
+            p.paper_id: (sorted(p.files), p.title, p.abstract, p.authors, p.arxiv_id, p.doi) for p in papers
+        }
+
+    one, whole = run("one")
+    monkeypatch.setattr(importlib.import_module("rag.ingest"), "WINDOW", 2)
+    many, windowed = run("many")
+    assert windowed == whole and len(whole) == 12
+    assert (many.found, many.new, many.changed, many.papers_total) == (one.found, one.new, 0, 12)
+    assert many.chunks_total == one.chunks_total
+
+    def whole_store(self: Store, paper_ids: object = None) -> object:
+        if paper_ids is None:
+            raise AssertionError("read the whole store")
+        return original(self, paper_ids)
+
+    original = Store.stored_pages
+    monkeypatch.setattr(Store, "stored_pages", whole_store)
+    monkeypatch.setattr(Store, "chunk_counts", whole_store)
+    more = tmp_path / "more.jsonl"
+    titles = {folded(title or "") for _, title, *_ in windowed.values()}
+    known = next(p for p in PAPERS if folded(p.title or "") in titles)  # stored from another file: found, not new
+    fresh = next(p for p in OTHERS if folded(p.title or "") not in titles)
+    more.write_text(snapshot_line(fresh, "2402.00005") + "\n" + snapshot_line(known, "2402.00006") + "\n")
+    added = rag.ingest([more], settings=Settings(home=tmp_path / "many", chroma_host=None, chroma_port=None))
+    assert (added.found, added.new, added.papers_total) == (2, 1, 13)
+
+
+def test_papers_sharing_a_title_in_different_windows_stay_apart_and_an_edit_replaces_across_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setattr(importlib.import_module("rag.ingest"), "WINDOW", 2)
+    namesake = OTHERS[0].model_copy(update={"abstract": OTHERS[0].abstract + " A second study."})
+    papers = [namesake, OTHERS[1], OTHERS[2], OTHERS[0]]  # the namesake's place is looked up before OTHERS[0] is read
+    listing = tmp_path / "listing.jsonl"
+
+    def write(rows: list[Paper]) -> None:  # no arXiv id or DOI: each paper is known by its title and abstract
+        lines = [json.dumps({"title": p.title, "abstract": p.abstract, "authors": p.authors}) for p in rows]
+        listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    write(papers)
+    first = rag.ingest([listing], settings=settings)
+    again = rag.ingest([listing], settings=settings)
+    assert (first.new, first.papers_total) == (4, 4)
+    assert (again.unchanged, again.changed, again.chunks_embedded, again.papers_total) == (4, 0, 0, 4)
+    edited = OTHERS[1].model_copy(update={"abstract": "An edited abstract. " + OTHERS[1].abstract})
+    write([namesake, edited, OTHERS[2], OTHERS[0]])
+    monkeypatch.setattr(importlib.import_module("rag.ingest"), "WINDOW", 1)
+    third = rag.ingest([listing], settings=settings)
+    assert (third.new, third.changed, third.removed, third.papers_total) == (0, 1, 0, 4)
+    abstracts = {p.abstract for p in rag.list_papers(settings=settings)}
+    assert edited.abstract in abstracts and OTHERS[1].abstract not in abstracts
 
 
 def test_a_category_filter_finds_cross_listed_papers_and_an_older_store_is_upgraded_at_the_next_ingest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import pytest
 
 import rag
 from rag.config import Settings
+from rag.embedding import embedder_name
 from rag.errors import StoreError
-from tests.conftest import SEED, run_rag
+from rag.store import open_store
+from tests.conftest import RAG_BIN, SEED, run_rag
 
 CHROMA_BIN = Path(sys.executable).parent / "chroma"
 
@@ -26,29 +29,113 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real Chroma server on a free loopback port, persisting to a temporary folder."""
-    port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    with open(path / "server.log", "w") as log:
+def start_chroma(path: Path, port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    """`chroma run` persisting to `path`, on 127.0.0.1:`port`, once it accepts connections (its log in `path`)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "server.log", "a") as log:
         process = subprocess.Popen(
             [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}") from exc
-                time.sleep(0.2)
-        yield port
-        process.terminate()
-        process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}") from exc
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real Chroma server on a free loopback port, persisting to a temporary folder."""
+    port = free_port()
+    process = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_chroma_server_killed_during_an_ingest_is_one_line_and_the_next_ingest_completes(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_chroma(tmp_path / "server", port)
+    env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(port), "RAG_INGEST_BATCH": "8"}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
+    ingest = subprocess.Popen(
+        [str(RAG_BIN), "ingest", str(SEED["002"])],
+        env={**full_env, "RAG_HOME": str(tmp_path / "home"), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert ingest.stderr is not None
+        first = ingest.stderr.readline()  # the first committed batch
+        assert first.startswith("embed: 8/"), first
+        server.kill()
+        server.wait(timeout=30)
+        _, rest = ingest.communicate(timeout=300)
+    finally:
+        ingest.kill()
+    errors = [line for line in rest.splitlines() if line.startswith("error: ")]
+    assert ingest.returncode == 1 and "Traceback" not in rest and len(errors) == 1, rest
+    assert errors[0].startswith(f"error: the Chroma server at http://127.0.0.1:{port} stopped answering during a ")
+    assert "start it again and run the command again" in errors[0]
+    server = start_chroma(tmp_path / "server", port)
+    try:
+        again = run_rag("ingest", str(SEED["002"]), home=tmp_path / "home", env=env)
+        assert again.returncode == 0, again.stderr
+        assert "50 in store" in again.stdout and "new 0 · changed 0 · unchanged 50" not in again.stdout, again.stdout
+        settings = Settings(home=tmp_path / "home", chroma_host="127.0.0.1", chroma_port=port)
+        assert len(rag.list_papers(settings=settings)) == 50
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_two_clients_ingesting_into_one_server_take_turns_and_end_with_the_union(
+    chroma_server: int, tmp_path: Path
+) -> None:
+    """Two `rag ingest` processes with homes of their own (as on two machines) into one server's collection. A
+    lease left by a writer that was killed runs out 20 s from now: both wait for it, then take turns."""
+    folder = Path(__file__).parent / "data" / "formats"
+    expected = json.loads((folder / "EXPECTED.json").read_text(encoding="utf-8"))
+    halves = [["arxiv_query.xml", "zotero.bib"], ["snapshot.json", "export.ris", "papers.csv", "openalex_works.json"]]
+    env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "two-writers"}
+    settings = Settings(home=tmp_path / "reader", chroma_host="127.0.0.1", chroma_port=chroma_server,
+                        collection="two-writers")  # fmt: skip
+    lease = open_store(settings, embedder_name(settings)).lease()
+    assert lease is not None
+    lease._records.upsert(
+        ids=["writer"], embeddings=[[0.0]], metadatas=[{"holder": "gone:1:x", "ends": time.time() + 20}]
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
+    writers = [
+        subprocess.Popen(
+            [str(RAG_BIN), "ingest", *(str(folder / name) for name in half)],
+            env={**base, **env, "RAG_HOME": str(tmp_path / f"client-{n}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, half in enumerate(halves)
+    ]
+    results = [writer.communicate(timeout=600) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], results
+    for _, err in results:
+        assert err.startswith(
+            f"waiting: another `rag ingest` is writing to the Chroma server at 127.0.0.1:{chroma_server}"
+        )
+    stored = {" ".join((p.title or "").casefold().split()): sorted(p.files) for p in rag.list_papers(settings=settings)}
+    assert stored == {" ".join(p["title"].casefold().split()): sorted(p["files"]) for p in expected["papers"]}
+    store = open_store(settings, embedder_name(settings))
+    assert store.count_chunks() == sum(sp.n_chunks for sp in store.papers().values()) > 0
+    assert lease._current()[0] is None  # the last writer gave the lease up
 
 
 @pytest.mark.slow

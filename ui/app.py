@@ -271,7 +271,12 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
         path = Path(upload if isinstance(upload, str) else upload.name)
 
         def step(stage: str, done: int, total: int) -> None:
-            progress((done, total), desc=f"{stage}: {done} of {total} papers")
+            if stage == "wait":
+                progress(None, desc="waiting for another ingest into this store to finish")
+            elif stage.startswith("read "):
+                progress((done, total), desc=f"{stage}: {done:,} of {total:,} bytes")
+            else:
+                progress((done, total), desc=f"{stage}: {done} of {total} papers")
 
         options = Options(format=None if format_name == "detect" else format_name)
         try:

@@ -50,23 +50,51 @@ def detect(path: Path) -> str:
     return EXTENSIONS.get(path.suffix.casefold(), SCRAPED)
 
 
+def detect_format(path: Path, options: Options | None = None) -> str:
+    """The format `path` is read as: `options.format` where set, else the one its content and name tell."""
+    return (options.format if options else None) or detect(path)
+
+
 def read_file(
     path: Path,
     options: Options | None = None,
     limit: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ParsedFile:
-    """The records of one file in any known format (those `options` keeps, at most `limit`), and its problems.
-    `progress` is told ("read FILE", bytes read, file size) as a streamed file is read. Raises IngestError when
-    the file cannot be used at all, or names an unknown format."""
+    """The records of one file in any known format (those `options` keeps, at most `limit`), and its problems,
+    all at once (`read_records` hands them on as they are read). Raises IngestError as `read_records` does."""
+    if detect_format(path, options) == SCRAPED:  # kept whole, for the layout it was written in
+        parsed = parse_file(path)
+        kept = [r for r in parsed.records if (options or Options()).keeps(r)][:limit]
+        return ParsedFile(parsed.file, parsed.path, parsed.layout, kept, parsed.problems)
+    records: list[PaperRecord] = []
+    problems: list[ParseProblem] = []
+    for item in read_records(path, options, limit, progress):
+        (problems if isinstance(item, ParseProblem) else records).append(item)  # type: ignore[arg-type]
+    return ParsedFile(
+        file=path.name, path=path, layout=detect_format(path, options), records=records, problems=problems
+    )
+
+
+def read_records(
+    path: Path,
+    options: Options | None = None,
+    limit: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Iterator[PaperRecord | ParseProblem]:
+    """The records of one file in any known format (those `options` keeps, at most `limit`) and its problems,
+    one at a time. `progress` is told ("read FILE", bytes read, file size) as a streamed file is read. Raises
+    IngestError when the file cannot be used at all (found by the end of the file, when no record was read), or
+    names an unknown format."""
     options = options or Options()
-    name = options.format or detect(path)
+    name = detect_format(path, options)
     if name not in FORMATS:
         raise IngestError(f"{path.name}: unknown format {name!r}; the formats read are {', '.join(FORMATS)}")
     if name == SCRAPED:
         parsed = parse_file(path)
-        kept = [r for r in parsed.records if options.keeps(r)][:limit]
-        return ParsedFile(parsed.file, parsed.path, parsed.layout, kept, parsed.problems)
+        yield from [r for r in parsed.records if options.keeps(r)][:limit]
+        yield from parsed.problems
+        return
     size = path.stat().st_size
     if name not in STREAMED and size > MAX_FILE_BYTES:
         raise IngestError(
@@ -75,8 +103,8 @@ def read_file(
         )
     _, reader = READERS[name]
     reading = Reading(path, latex=name in LATEX, options=options)
-    records: list[PaperRecord] = []
-    problems: list[ParseProblem] = []
+    kept = 0
+    first_problem: ParseProblem | None = None
     stage = f"read {path.name}"
     report = progress if name in STREAMED else None  # only the streamed readers count the bytes they have read
     try:
@@ -84,19 +112,20 @@ def read_file(
             if report is not None and count % PROGRESS_EVERY == 0:
                 report(stage, reading.bytes_read, size)
             if isinstance(item, ParseProblem):
-                problems.append(item)
+                first_problem = first_problem or item
+                yield item
             elif options.keeps(item):
-                records.append(item)
-                if limit is not None and len(records) >= limit:
+                yield item
+                kept += 1
+                if limit is not None and kept >= limit:
                     break
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert it to UTF-8") from exc
     if report is not None:
         report(stage, size, size)
-    if not records and (problems or not options.categories):
-        detail = f"; first problem: {problems[0]}" if problems else ""
+    if not kept and (first_problem or not options.categories):
+        detail = f"; first problem: {first_problem}" if first_problem else ""
         raise IngestError(f"{path.name}: no paper with an abstract could be read ({name}){detail}")
-    return ParsedFile(file=path.name, path=path, layout=name, records=records, problems=problems)
 
 
-__all__ = ["FORMATS", "LAYOUTS", "Options", "detect", "read_file"]
+__all__ = ["FORMATS", "LAYOUTS", "Options", "detect", "detect_format", "read_file", "read_records"]
