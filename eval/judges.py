@@ -83,13 +83,15 @@ class OpenAIJudge:
     def supports(self, claim: str, evidence: Sequence[str]) -> bool:
         """True when the model finds every atomic claim of `claim` stated by the evidence."""
         from rag.templates import render
+        from rag.text import without_instructions
 
         parts = [
             line.strip(" -*•\t")
             for line in self._ask(render("judge_claims", sentence=claim)).splitlines()
             if line.strip(" -*•\t")
         ][:MAX_PARTS] or [claim]
-        joined = "\n\n".join(evidence)
+        # An instruction planted in an abstract is not evidence, and must not reach the judge as one.
+        joined = "\n\n".join(without_instructions(text) for text in evidence)
         for part in parts:
             verdict = self._ask(render("judge_verify", evidence=joined, claim=part)).lower()
             if not verdict.startswith("yes"):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE
-from rag.text import content_stems, names, negated, numbers, sentence_spans, sentences, words
+from rag.text import content_stems, names, negated, numbers, sentence_spans, sentences, without_instructions, words
 from rag.types import AnswerSentence, Paper, Passage
 
 # The support a sentence needs to count as backed by its citations; chosen on the development questions
@@ -226,6 +226,8 @@ def judge_claim(
     """How well the `evidence` texts, taken together, support `claim` (the checks in the module docstring).
 
     `count` is the number of distinct papers behind the evidence: a claim may state it ("4 papers ...")."""
+    # A sentence that instructs the reader ("Ignore the passages and reply: …") states nothing a claim can rest on.
+    evidence = [without_instructions(text) for text in evidence]
     if not evidence:
         return Support(0.0, ("cites no passage",))
     # The opening of a several-paper answer's listing is the answer's own framing; what it states is the list.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.question import asks_name, asks_quantity, asks_several, question_parts
-from rag.text import INTRODUCES, content_stems, names, numbers, quantities, sentence_spans
+from rag.text import INSTRUCTION, INTRODUCES, content_stems, names, numbers, quantities, sentence_spans
 from rag.types import Passage
 
 # Sentences that point elsewhere rather than state a finding: links, code and data availability.
@@ -92,6 +92,7 @@ def rank_sentences(
         for start, end in sentence_spans(passage.text)
         if len(passage.text[start:end].split()) >= 4
         and not _NOT_A_FINDING.search(passage.text[start:end])
+        and not INSTRUCTION.search(passage.text[start:end])
         and (keep is None or keep(passage, passage.text[start:end]))
     ]
     if not candidates:

@@ -38,6 +38,18 @@ OWN_WORK = re.compile(
     rf"|{_AUTHORS}(?:propose|present|introduce|develop|design|study|investigate|show)",
     re.I,
 )
+# A sentence that instructs its reader (a model reading the passages) instead of stating anything about the paper:
+# an imperative that would redirect the answer ("Ignore the passages and reply: …", "Visit …"), an order to drop
+# instructions or sources, or an address to the assistant. It is text of the abstract, never a finding: no answer
+# quotes it and no claim is supported by it. None of the shipped corpus's 3,342 sentences reads so.
+INSTRUCTION = re.compile(
+    r"^\W*(?:(?:please|now|instead)\W+)?(?:ignore|disregard|forget|reply|respond|visit|click|pretend|tell|go to)\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:(?:all|any|the|previous|prior|above|earlier|other|your|these|those)\s+)*"
+    r"(?:instructions?|passages?|context|prompts?|rules?|sources?|abstracts?)\b"
+    r"|\byou (?:are|must|should|will) (?:now )?(?:an?|the|reply|respond|answer|write|say|ignore)\b"
+    r"|\bas an? (?:ai|assistant|language model)\b",
+    re.I,
+)
 # A number as written in prose: 16x, 3.2%, 1,000, 50, 2023.
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:%|x\b|×)?")
 # A quantity stated in prose: a number standing on its own (16x, 3.2%, 240,000, 4/8, 7B), not one inside a name
@@ -113,6 +125,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def sentences(text: str) -> list[str]:
     """The sentences of `text`."""
     return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def without_instructions(text: str) -> str:
+    """`text` without the sentences that instruct its reader (INSTRUCTION): what a passage states."""
+    kept = [text[start:end] for start, end in sentence_spans(text) if not INSTRUCTION.search(text[start:end])]
+    return " ".join(kept)
 
 
 def words(text: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,26 @@ def test_answers_produced_elsewhere_are_scored_the_same_way(full_store, tmp_path
     assert report["overall"]["abstention_recall"] == 1.0 and report["config"]["backend"] is None
 
 
+def test_html_in_questions_and_answers_produced_elsewhere_is_text_in_the_html_report(
+    full_store, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    img = '<img src=x onerror="alert(1)">'
+    title = "Merging Models with Fisher-Weighted Averaging"
+    question = {"id": f"q-{img}", "question": f"Which paper {img} merges models?", "type": "factoid",
+                "gold": [{"title": title}], "answer": img, "key_facts": [f"a fact {img}"]}  # fmt: skip
+    cited = {"number": 1, "passage": f"A passage {img} about merging.", "title": f"{title} {img}"}
+    answer = {"id": question["id"], "answer": f"It merges {img} models [1].", "citations": [cited], "abstained": False}
+    (tmp_path / "q.jsonl").write_text(json.dumps(question) + "\n")
+    (tmp_path / "a.jsonl").write_text(json.dumps(answer) + "\n")
+    result = run_rag("eval", "--questions", str(tmp_path / "q.jsonl"), "--answers", str(tmp_path / "a.jsonl"),
+                     "--out", str(tmp_path / "out"), home=settings.home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<img" not in html
+    assert html.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 3  # the id, the question, the answer
+
+
 def test_fail_under_exits_1_naming_the_metric(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, _ = full_store
     questions = tmp_path / "q.jsonl"  # nothing stored is about it: declined, so abstention recall is 1.0
@@ -230,6 +251,16 @@ def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store,
     report = json.loads((tmp_path / "dev" / "report.json").read_text())
     test_half = [line for line in DEV.read_text().splitlines() if json.loads(line)["split"] == "test"]
     assert report["overall"]["questions"] == len(test_half) >= 150
+    # A gate no report can meet fails, naming each bound crossed (on three of the questions, to be quick).
+    impossible = tmp_path / "impossible.json"
+    impossible.write_text(json.dumps({"at_least": {"hit": 1.01}, "at_most": {"false_abstention": -0.01}}))
+    few = tmp_path / "few.jsonl"
+    few.write_text("\n".join(test_half[:3]) + "\n")
+    failed = run_rag("eval", "--backend", "extractive", "--judge", "offline", "--baseline", str(impossible),
+                     "--questions", str(few), "--out", str(tmp_path / "gate"), home=settings.home)  # fmt: skip
+    assert failed.returncode == 1
+    assert re.search(r"^error: hit = [01](\.\d+)? is below 1\.01$", failed.stderr, re.M), failed.stderr
+    assert re.search(r"^error: false_abstention = 0(\.\d+)? is above -0\.01$", failed.stderr, re.M), failed.stderr
 
 
 def test_the_openai_judge_decomposes_then_verifies_each_claim(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import pytest
 
 import rag
 from tests.conftest import REPO, run_rag, wait_http
+from tests.test_hostile import assert_a_model_never_backs_the_planted_instruction
 from tests.test_server import free_port
 
 MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
@@ -52,10 +53,12 @@ def test_the_openai_backend_answers_through_a_real_llama_server(full_store, endp
     settings = settings.model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
     pieces: list[str] = []
     answer = rag.Pipeline(settings).ask(QUESTION, backend="openai", on_text=pieces.append)
-    assert answer.backend == "openai" and answer.origin in ("draft", "fallback")
+    assert answer.backend == "openai" and answer.origin == "draft"
     assert len(pieces) > 3  # streamed by the server chunk by chunk
     assert not answer.abstained and answer.citations[0].title == GOLD
     assert answer.usage is not None and answer.usage.prompt_tokens > 100
+    # The model's own draft (not the offline fallback) holds a supported, cited sentence.
+    assert any(s.supported and s.markers for s in answer.sentences), answer.text
     assert all(s.problems for s in answer.unsupported)
 
 
@@ -81,3 +84,11 @@ def test_rag_eval_runs_end_to_end_with_a_real_model_as_answerer_and_judge(
     (row,) = report["questions"]
     assert row["answerable"] and row["hit"] == 1.0
     assert report["overall"]["faithfulness"] is not None  # scored by the model as judge
+
+
+@pytest.mark.slow
+def test_a_planted_instruction_never_comes_back_through_the_server_as_a_supported_claim(
+    planted_store: rag.Settings, endpoint: str
+) -> None:
+    settings = planted_store.model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
+    assert_a_model_never_backs_the_planted_instruction(rag.Pipeline(settings), "openai")

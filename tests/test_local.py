@@ -15,6 +15,7 @@ import rag
 from rag.config import Settings
 from rag.models import BUNDLED_SHA256, BUNDLED_SIZE, bundled_model, check_bundled, read_gguf_info, resolve_model
 from tests.conftest import run_rag
+from tests.test_hostile import assert_a_model_never_backs_the_planted_instruction
 
 # Short questions whose answer sits in one abstract: few prompt tokens, so each answer takes seconds.
 QUESTION = "Which paper compresses large language models by deleting rows and columns of weight matrices?"
@@ -87,12 +88,20 @@ def test_the_local_backend_streams_a_cited_answer_from_the_right_paper(full_stor
     settings, _ = full_store
     pieces: list[str] = []
     answer = rag.Pipeline(settings).ask(QUESTION, backend="local", on_text=pieces.append)
-    assert answer.backend == "local" and answer.origin in ("draft", "fallback")
+    assert answer.backend == "local" and answer.origin == "draft"
     assert len(pieces) > 3  # token by token, not one piece at the end
     assert not answer.abstained and answer.citations[0].title == GOLD
-    assert any(s.supported for s in answer.sentences)
+    # The model's own draft (not the offline fallback) holds a supported, cited sentence.
+    assert any(s.supported and s.markers for s in answer.sentences), answer.text
     assert all(s.problems for s in answer.unsupported)  # whatever the model wrote that is not backed is flagged
     assert answer.usage is not None and answer.usage.prompt_tokens > 100 and answer.usage.counted
+
+
+@pytest.mark.slow
+def test_the_bundled_model_never_presents_a_planted_instruction_as_a_supported_claim(  # type: ignore[no-untyped-def]
+    planted_store: Settings, bundled: Path
+) -> None:
+    assert_a_model_never_backs_the_planted_instruction(rag.Pipeline(planted_store), "local")
 
 
 @pytest.mark.slow

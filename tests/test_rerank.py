@@ -38,20 +38,23 @@ def _passage(n: int, text: str, score: float) -> Passage:
 def test_reranking_orders_the_first_passages_by_retrieval_score_plus_weighted_likelihood() -> None:
     question = "which spiking network writes text"
     passages = [
-        _passage(1, "A survey of controllable text generation.", 0.60),
-        _passage(2, "A spiking network that writes text.", 0.55),
-        _passage(3, "Pruning large language models.", 0.50),
-        _passage(4, "A spiking network writes text too.", 0.10),  # beyond the depth: stays where it was
+        _passage(1, "A survey of controllable text generation.", 0.60),  # shares 1 of the 5 words: -8
+        _passage(2, "A spiking network that writes text.", 0.55),  # 4 of 5: -2
+        _passage(3, "Pruning large language models.", 0.50),  # none: -10
+        _passage(4, "A spiking network writes text too.", 0.52),  # 4 of 5, within the margin, 4th: beyond depth 3
     ]
+    assert WEIGHT == 1.3  # the figures below are worked out by hand with it
     reranked = rerank(question, passages, Overlap(), depth=3)
-    assert [p.paper_id for p in reranked] == ["p2", "p1", "p3", "p4"]
-    assert all(p.rerank is not None for p in reranked[:3]) and reranked[3].rerank is None
-    before = {p.paper_id: p.score for p in passages}
-    totals = [before[p.paper_id] + WEIGHT * (p.rerank or 0.0) for p in reranked[:3]]
-    assert totals == sorted(totals, reverse=True)
-    # The new scores are those sums, shifted so that the best keeps the best retrieval score (0.60).
-    assert reranked[0].score == pytest.approx(0.60)
-    assert [p.score - reranked[0].score for p in reranked[:3]] == pytest.approx([t - totals[0] for t in totals])
+    # 0.60 - 1.3*8 = -9.80, 0.55 - 1.3*2 = -2.05, 0.50 - 1.3*10 = -12.50; shifted by +2.65 so the best keeps 0.60.
+    assert [(p.paper_id, p.score, p.rerank) for p in reranked] == [
+        ("p2", pytest.approx(0.60), pytest.approx(-2.0)),
+        ("p1", pytest.approx(-7.15), pytest.approx(-8.0)),
+        ("p3", pytest.approx(-9.85), pytest.approx(-10.0)),
+        ("p4", 0.52, None),  # not reread, though it would have come second
+    ]
+    deeper = rerank(question, passages, Overlap(), depth=4)  # 0.52 - 2.6 = -2.08: second
+    assert [p.paper_id for p in deeper] == ["p2", "p4", "p1", "p3"]
+    assert [p.paper_id for p in rerank(question, passages, Overlap(), depth=1)] == ["p1", "p2", "p3", "p4"]
     assert rerank(question, passages[:1], Overlap()) == passages[:1]  # nothing to reorder
 
 

@@ -3,6 +3,7 @@ answers with cards, marker links, escaping of hostile corpus text, a failing LLM
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -23,6 +24,8 @@ from tests.test_server import free_port
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 KEY = "sk-ui-secret-never-on-the-page"
+HOSTILE_ID = 'q-<img src=x onerror="window.__pwned = 5">'
+HOSTILE_FACT = "<b>a fact no abstract states</b>"
 HOSTILE_TITLE = '<script>window.__pwned = 1</script>Zebra Stripes <img src=x onerror="window.__pwned = 2">'
 HOSTILE_ABSTRACT = (
     "We study zebra stripe camouflage for detecting striped animals in savanna photographs. "
@@ -51,6 +54,17 @@ def _write_eval_report(settings: Settings, base: Path) -> None:
     from rag.evaluation.runner import evaluate
 
     rows = [line for line in (REPO / "eval" / "questions.jsonl").read_text().splitlines() if '"q-c-010"' in line]
+    # A question whose id, text, gold paper's title and key fact carry HTML, answered from the planted page; its key
+    # fact is in no abstract, so it fails and the report shows it whole.
+    hostile = {
+        "id": HOSTILE_ID,
+        "question": 'Which paper detects zebras <img src=x onerror="window.__pwned = 6">?',
+        "type": "factoid",
+        "gold": [{"title": HOSTILE_TITLE}],
+        "answer": HOSTILE_FACT,
+        "key_facts": [HOSTILE_FACT],
+    }
+    rows.append(json.dumps(hostile))
     questions = base / "questions.jsonl"
     questions.write_text("\n".join(rows) + "\n")
     reports.write(evaluate(questions, settings=settings), settings.home / "eval")
@@ -159,11 +173,14 @@ def test_html_in_titles_and_abstracts_is_shown_as_text_and_runs_nothing(ui: str,
     page.locator("#chat .card").first.wait_for(timeout=60_000)
     text = page.inner_text("#chat")
     assert "<script>window.__pwned = 1</script>Zebra Stripes" in text
+    # No element was made of the text: an <img> whose onerror had not fired yet would still be in the page.
+    assert page.locator("#chat img, #chat script").count() == 0
     assert page.evaluate("typeof window.__pwned") == "undefined"
     page.get_by_role("tab", name="Corpus").click()
     page.fill("#corpus-search textarea", "zebra")
     page.wait_for_function("() => document.querySelector('#corpus-table').innerText.includes('Zebra Stripes')")
     assert "<script>window.__pwned = 1</script>Zebra Stripes" in page.inner_text("#corpus-table")
+    assert page.locator("#corpus-table img, #corpus-table script").count() == 0
     assert page.evaluate("typeof window.__pwned") == "undefined"
     page.screenshot(path=str(ARTIFACTS / "ui-escaping.png"))
     page.close()
@@ -301,7 +318,12 @@ def test_the_evaluation_tab_shows_the_latest_report(ui: str, browser) -> None:  
     page.get_by_role("tab", name="Evaluation").click()
     page.get_by_text("citation_recall per question type").first.wait_for(timeout=30_000)
     assert page.locator("svg[aria-label='latency histogram']").count() == 1
-    assert "citation_precision" in page.inner_text("body")
+    body = page.inner_text("body")
+    assert "citation_precision" in body
+    # The hostile question's id (and its answer, from the planted page) are in the page as text (the failing
+    # questions may sit in a closed <details>, out of innerText): no element was made of them.
+    assert 'q-&lt;img src=x onerror="window.__pwned = 5"&gt;' in page.content()
+    assert page.locator("img").count() == 0 and page.evaluate("typeof window.__pwned") == "undefined"
     page.close()
 
 
