@@ -154,7 +154,7 @@ class _progress:
             return
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task("chunk, embed, store" if stage == "embed" else stage, total=total)
-        self.bar.update(self.tasks[stage], completed=done)
+        self.bar.update(self.tasks[stage], completed=done, total=total)  # an ingest plans window by window
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

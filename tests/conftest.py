@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,6 +123,37 @@ def run_rag(*args: str, home: Path, env: dict[str, str] | None = None, **kwargs:
         timeout=600,
         **kwargs,  # type: ignore[call-overload]
     )
+
+
+def free_port() -> int:
+    """A loopback port that was free when asked (another process may take it before a server binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_on_a_free_port(
+    start: Callable[[int], subprocess.Popen],  # type: ignore[type-arg]
+    ready: Callable[[int, subprocess.Popen], None],  # type: ignore[type-arg]
+    tries: int = 3,
+) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    """A server `start`ed on a free port, once `ready` says it answers. The servers here (chroma run,
+    llama_cpp.server, rag ui) take a port number rather than binding port 0, so a port free when chosen can be
+    taken before they bind it: a server that exits before it is ready is started again on another port."""
+    for attempt in range(1, tries + 1):
+        port = free_port()
+        process = start(port)
+        try:
+            ready(port, process)
+            return process, port
+        except RuntimeError:
+            if process.poll() is None:  # running but not answering: no port clash
+                process.terminate()
+                process.wait(timeout=30)
+                raise
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:  # type: ignore[type-arg]

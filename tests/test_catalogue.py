@@ -156,6 +156,22 @@ def test_a_long_lived_pipeline_answers_from_papers_another_process_ingested(tmp_
     assert "Fisher" not in " ".join(c.title or "" for c in pipe.ask(question).citations)  # not stored yet
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_HOME=str(settings.home), RAG_MODELS_DIR=os.environ["RAG_MODELS_DIR"])
-    subprocess.run([str(RAG_BIN), "ingest", str(SEED["003"])], env=env, check=True, capture_output=True)
+    writer = subprocess.Popen(
+        [str(RAG_BIN), "ingest", str(SEED["003"]), str(SEED["004"])],
+        env={**env, "RAG_INGEST_BATCH": "4"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stderr is not None
+    assert writer.stderr.readline().startswith("embed: 4/")  # a batch is committed: the ingest is writing
+    # A question meanwhile, from another process, is answered from what is committed.
+    during = run_rag(
+        "ask", "Which paper studies sharpness-aware minimization with a sparse perturbation?", home=settings.home
+    )
+    assert during.returncode == 0 and "[1]" in during.stdout and "Traceback" not in during.stderr, during.stderr
+    assert writer.poll() is None  # the ingest was still writing all the while
+    _, rest = writer.communicate(timeout=600)
+    assert writer.returncode == 0, rest
     answer = pipe.ask(question)  # the same pipeline, its store opened before that ingest
     assert answer.citations[0].title == "Merging Models with Fisher-Weighted Averaging"

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 import rag
-from tests.conftest import REPO, run_rag, wait_http
+from tests.conftest import REPO, run_rag, serve_on_a_free_port, wait_http
 from tests.test_hostile import assert_a_model_never_backs_the_planted_instruction
-from tests.test_server import free_port
 
 MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
 QUESTION = "Which paper compresses large language models by deleting rows and columns of weight matrices?"
@@ -26,18 +25,22 @@ GOLD = "SliceGPT: Compress Large Language Models by Deleting Rows and Columns"
 @pytest.fixture(scope="module")
 def llama_server(bundled: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m llama_cpp.server` serving the bundled model on a free loopback port; its base URL."""
-    port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled), "--model_alias", MODEL_ALIAS,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]  # fmt: skip
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/v1/models", process, log, seconds=180)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled), "--model_alias", MODEL_ALIAS,
+                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]  # fmt: skip
+        with open(log, "a") as out:
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    process, port = serve_on_a_free_port(
+        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/v1/models", process, log, seconds=180)
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture

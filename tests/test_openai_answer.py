@@ -199,7 +199,7 @@ def test_a_slow_endpoint_times_out_naming_the_endpoint_after_bounded_retries(ful
 
 
 def test_an_unreachable_endpoint_is_a_typed_error_naming_it(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from tests.test_server import free_port
+    from tests.conftest import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     monkeypatch.setenv("OPENAI_BASE_URL", url)

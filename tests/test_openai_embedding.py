@@ -70,7 +70,7 @@ def test_an_openai_embedding_model_without_a_key_or_server_says_what_to_set(
 
 
 def test_an_unreachable_endpoint_is_an_embedding_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from tests.test_server import free_port
+    from tests.conftest import free_port
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", KEY)

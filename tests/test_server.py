@@ -18,42 +18,46 @@ from rag.config import Settings
 from rag.embedding import embedder_name
 from rag.errors import StoreError
 from rag.store import open_store
-from tests.conftest import RAG_BIN, SEED, run_rag
+from tests.conftest import RAG_BIN, SEED, free_port, run_rag, serve_on_a_free_port
 
 CHROMA_BIN = Path(sys.executable).parent / "chroma"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen:  # type: ignore[type-arg]
-    """`chroma run` persisting to `path`, on 127.0.0.1:`port`, once it accepts connections (its log in `path`)."""
+def start_chroma(path: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    """`chroma run` persisting to `path` on 127.0.0.1, on `port` or a free one, once it accepts connections (its
+    log in `path`); the process and its port."""
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / "server.log", "a") as log:
-        process = subprocess.Popen(
-            [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}") from exc
-            time.sleep(0.2)
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        with open(path / "server.log", "a") as log:
+            return subprocess.Popen(
+                [str(CHROMA_BIN), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def ready(port: int, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chroma run did not start: {(path / 'server.log').read_text()}") from exc
+                time.sleep(0.2)
+
+    if port is None:
+        return serve_on_a_free_port(start, ready)
+    process = start(port)
+    ready(port, process)
+    return process, port
 
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real Chroma server on a free loopback port, persisting to a temporary folder."""
-    port = free_port()
-    process = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
+    process, port = start_chroma(tmp_path_factory.mktemp("chroma-server"))
     yield port
     process.terminate()
     process.wait(timeout=30)
@@ -61,8 +65,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 @pytest.mark.slow
 def test_a_chroma_server_killed_during_an_ingest_is_one_line_and_the_next_ingest_completes(tmp_path: Path) -> None:
-    port = free_port()
-    server = start_chroma(tmp_path / "server", port)
+    server, port = start_chroma(tmp_path / "server")
     env = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(port), "RAG_INGEST_BATCH": "8"}
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
     ingest = subprocess.Popen(
@@ -85,7 +88,7 @@ def test_a_chroma_server_killed_during_an_ingest_is_one_line_and_the_next_ingest
     assert ingest.returncode == 1 and "Traceback" not in rest and len(errors) == 1, rest
     assert errors[0].startswith(f"error: the Chroma server at http://127.0.0.1:{port} stopped answering during a ")
     assert "start it again and run the command again" in errors[0]
-    server = start_chroma(tmp_path / "server", port)
+    server, _ = start_chroma(tmp_path / "server", port)  # the same port: the clients were told it
     try:
         again = run_rag("ingest", str(SEED["002"]), home=tmp_path / "home", env=env)
         assert again.returncode == 0, again.stderr
@@ -215,3 +218,26 @@ def test_a_client_keeps_only_a_cache_and_catches_up_with_another_clients_ingest(
     assert later.passages and all(SEED["001"].name in p.paper.files for p in later.passages)
     again = rag.pipeline(client("third")).ask(question, filters=rag.Filters(source_file=SEED["001"].name))
     assert again.text == later.text and [c.chunk_id for c in again.citations] == [c.chunk_id for c in later.citations]
+
+
+def test_a_server_that_exits_before_it_is_ready_is_started_again_on_another_port(tmp_path: Path) -> None:
+    from tests.conftest import wait_http
+
+    log = tmp_path / "server.log"
+    log.write_text("")
+    started: list[int] = []
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        started.append(port)  # the first exits at once, as a server whose port was taken meanwhile does
+        args = ["-c", "raise SystemExit(1)"] if len(started) == 1 else ["-m", "http.server", str(port)]
+        return subprocess.Popen([sys.executable, *args, *(["--bind", "127.0.0.1"] if len(started) > 1 else [])],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    process, port = serve_on_a_free_port(
+        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log, seconds=30)
+    )
+    try:
+        assert len(started) == 2 and port == started[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -17,9 +17,8 @@ import pytest
 
 import rag
 from rag.config import Settings
-from tests.conftest import RAG_BIN, REPO, SEED, run_rag, wait_http
+from tests.conftest import RAG_BIN, REPO, SEED, free_port, run_rag, serve_on_a_free_port, wait_http
 from tests.openai_server import FakeOpenAI, Reply, serve
-from tests.test_server import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -88,22 +87,26 @@ def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
     report = rag.ingest([SEED["003"], planted], settings=settings)
     assert report.failed_files == [] and report.problems == []
     _write_eval_report(settings, base)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env.update(RAG_HOME=str(home), RAG_BACKEND="extractive", RAG_LLM_RETRIES="0", OPENAI_BASE_URL=llm.base_url,
                OPENAI_API_KEY=KEY, RAG_MODELS_DIR=os.environ["RAG_MODELS_DIR"])  # fmt: skip
     log = base / "ui.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/", process, log)
-            assert f"rag ui: serving on http://127.0.0.1:{port}" in log.read_text()
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    process, port = serve_on_a_free_port(
+        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log)
+    )
+    try:
+        assert f"rag ui: serving on http://127.0.0.1:{port}" in log.read_text()
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -366,32 +369,36 @@ def test_with_rag_ui_auth_the_api_refuses_a_client_without_credentials_and_answe
     from gradio_client.exceptions import AuthenticationError
 
     settings, _ = full_store
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env.update(RAG_HOME=str(settings.home), RAG_BACKEND="extractive", RAG_UI_AUTH="alice:s3cret")
     log = tmp_path / "ui.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_http(url, process, log)
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(url + "config", timeout=10)
-            assert refused.value.code == 401
-            question = "How does Fisher merging approximate the posterior of each model?"
-            with pytest.raises(AuthenticationError):
-                Client(url, verbose=False).predict(question, "extractive", 5, api_name="/ask")
-            with pytest.raises(ValueError, match="Could not login"):
-                Client(url, auth=("alice", "wrong"), verbose=False)
-            answer = Client(url, auth=("alice", "s3cret"), verbose=False).predict(
-                question, "extractive", 5, api_name="/ask"
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
             )
-            assert answer["citations"][0]["title"] == "Merging Models with Fisher-Weighted Averaging"
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+
+    process, port = serve_on_a_free_port(
+        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log)
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "config", timeout=10)
+        assert refused.value.code == 401
+        question = "How does Fisher merging approximate the posterior of each model?"
+        with pytest.raises(AuthenticationError):
+            Client(url, verbose=False).predict(question, "extractive", 5, api_name="/ask")
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, auth=("alice", "wrong"), verbose=False)
+        answer = Client(url, auth=("alice", "s3cret"), verbose=False).predict(
+            question, "extractive", 5, api_name="/ask"
+        )
+        assert answer["citations"][0]["title"] == "Merging Models with Fisher-Weighted Averaging"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_the_port_is_free_helper_finds_a_bindable_port() -> None:
