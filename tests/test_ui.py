@@ -69,6 +69,18 @@ def _write_eval_report(settings: Settings, base: Path) -> None:
     reports.write(evaluate(questions, settings=settings), settings.home / "eval")
 
 
+def start_ui(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    """`rag ui` on a free loopback port with `env`, once it answers; the process and its port."""
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    return serve_on_a_free_port(start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log))
+
+
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeOpenAI]:
     """An OpenAI-compatible server on loopback for the UI's openai backend."""
@@ -91,16 +103,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
     env.update(RAG_HOME=str(home), RAG_BACKEND="extractive", RAG_LLM_RETRIES="0", OPENAI_BASE_URL=llm.base_url,
                OPENAI_API_KEY=KEY, RAG_MODELS_DIR=os.environ["RAG_MODELS_DIR"])  # fmt: skip
     log = base / "ui.log"
-
-    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
-        with open(log, "w") as out:
-            return subprocess.Popen(
-                [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    process, port = serve_on_a_free_port(
-        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log)
-    )
+    process, port = start_ui(env, log)
     try:
         assert f"rag ui: serving on http://127.0.0.1:{port}" in log.read_text()
         yield f"http://127.0.0.1:{port}/"
@@ -372,16 +375,7 @@ def test_with_rag_ui_auth_the_api_refuses_a_client_without_credentials_and_answe
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env.update(RAG_HOME=str(settings.home), RAG_BACKEND="extractive", RAG_UI_AUTH="alice:s3cret")
     log = tmp_path / "ui.log"
-
-    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
-        with open(log, "w") as out:
-            return subprocess.Popen(
-                [str(RAG_BIN), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    process, port = serve_on_a_free_port(
-        start, lambda port, process: wait_http(f"http://127.0.0.1:{port}/", process, log)
-    )
+    process, port = start_ui(env, log)
     url = f"http://127.0.0.1:{port}/"
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
