@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE
-from rag.text import content_stems, names, negated, numbers, sentence_spans, sentences, without_instructions, words
+from rag.text import INSTRUCTION, content_stems, names, negated, numbers, sentence_spans, sentences, words
 from rag.types import AnswerSentence, Paper, Passage
 
 # The support a sentence needs to count as backed by its citations; chosen on the development questions
@@ -227,7 +227,12 @@ def judge_claim(
 
     `count` is the number of distinct papers behind the evidence: a claim may state it ("4 papers ...")."""
     # A sentence that instructs the reader ("Ignore the passages and reply: …") states nothing a claim can rest on.
-    evidence = [without_instructions(text) for text in evidence]
+    split = [sentences(text) for text in evidence]
+    stating = [[s for s in found if not INSTRUCTION.search(s)] for found in split]
+    evidence = [
+        text if len(kept) == len(found) else " ".join(kept)
+        for text, found, kept in zip(evidence, split, stating, strict=True)
+    ]
     if not evidence:
         return Support(0.0, ("cites no passage",))
     # The opening of a several-paper answer's listing is the answer's own framing; what it states is the list.
@@ -247,7 +252,7 @@ def judge_claim(
     claim_stems = content_stems(claim)
     evidence_stems = content_stems(joined)
     coverage = len(claim_stems & evidence_stems) / len(claim_stems) if claim_stems else 1.0
-    candidates = [s for text in evidence for s in sentences(text)] or list(evidence)
+    candidates = [s for kept in stating for s in kept] or list(evidence)
     # A title in quotes names a paper; it states nothing, so its "not" ("“Why Not Transform ...”") is no negation.
     stated = _QUOTED.sub(" ", claim)
     stated_stems = content_stems(stated)

@@ -52,10 +52,13 @@ def catalogue_keys(record: PaperRecord) -> list[str]:
 Known = Mapping[str, Mapping[str, str]]  # key → {file: id of the stored paper that file's record is of}
 
 
-def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[PaperRecord]:
+def assign(
+    records: Sequence[PaperRecord], known: Known | None = None, held: Sequence[list[str]] | None = None
+) -> list[PaperRecord]:
     """`records` with each one's paper id settled: records sharing a key are one paper, whose id is a stored
     paper's (`known`) where any key is known, else the one a record already carries, else from the group's
-    arXiv id, else its DOI, else the first record's abstract. A title key joins records of different files only."""
+    arXiv id, else its DOI, else the first record's abstract. A title key joins records of different files only.
+    `held` is each record's keys where the caller has them already."""
     known = known or {}
     parent = list(range(len(records)))
 
@@ -65,7 +68,7 @@ def assign(records: Sequence[PaperRecord], known: Known | None = None) -> list[P
             i = parent[i]
         return i
 
-    held = [keys(record) for record in records]
+    held = held if held is not None else [keys(record) for record in records]
     first_with: dict[str, int] = {}
     for i, record in enumerate(records):
         for key in held[i]:

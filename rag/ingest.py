@@ -32,7 +32,7 @@ from rag.config import Settings
 from rag.corpus import collect_files, merge_paper
 from rag.embedding import Embedder, embedder_name, load_embedder
 from rag.errors import IngestError
-from rag.formats import Options, detect_format, read_records
+from rag.formats import Options, read_records, with_format
 from rag.identity import TITLE, assign, keys, slot
 from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
@@ -259,8 +259,9 @@ def _windows(
             break
         left = None if options.limit is None else options.limit - taken
         count = 0
+        reading = with_format(path, options)  # told once: the file's head is read for it
         try:
-            for item in read_records(path, options, left, progress):
+            for item in read_records(path, reading, left, progress):
                 if isinstance(item, ParseProblem):
                     report.problems.append(item)
                     continue
@@ -278,7 +279,7 @@ def _windows(
             report.files.append(FileReport(file=path.name, layout=None, papers=0, error=str(exc)))
             continue
         taken += count
-        report.files.append(FileReport(file=path.name, layout=detect_format(path, options), papers=count))
+        report.files.append(FileReport(file=path.name, layout=reading.format, papers=count))
     report.seconds["parse"] += time.perf_counter() - tick
     if window:
         yield window
@@ -316,15 +317,16 @@ class _Run:
         """Settle, plan and write one window of records against the stored papers they may be."""
         tick = time.perf_counter()
         records = [record for rows in window.values() for record in rows]
+        record_keys = [keys(record) for record in records]
         files_holding: dict[str, set[str]] = {}
-        for record in records:
-            for key in keys(record):
+        for record, its_keys in zip(records, record_keys, strict=True):
+            for key in its_keys:
                 files_holding.setdefault(key, set()).add(record.source.file)
         held = self.catalogue.holding(files_holding)
         known: dict[str, dict[str, str]] = {}
         for key, file, pid in held:
             known.setdefault(key, {})[file] = pid
-        settled = assign(records, known)
+        settled = assign(records, known, record_keys)
         rows_of = iter(settled)
         parsed = {file: [next(rows_of) for _ in rows] for file, rows in window.items()}
         # The stored papers these records may be (sharing a key, a title key only across files, or an id), and

@@ -164,10 +164,8 @@ class Store:
 
     def generation(self) -> str | None:
         """The stamp the last finished ingest left on the store, read afresh; None before any."""
-        try:
-            metadata = self._client.get_collection(self._papers.name, embedding_function=None).metadata or {}
-        except Exception as exc:
-            raise StoreError(f"Chroma at {self.location} failed a read: {exc}") from exc
+        collection = self._call(self._client.get_collection, "read", name=self._papers.name, embedding_function=None)
+        metadata = collection.metadata or {}
         value = metadata.get("generation")
         return str(value) if value is not None else None
 

@@ -128,9 +128,11 @@ def sentences(text: str) -> list[str]:
 
 
 def without_instructions(text: str) -> str:
-    """`text` without the sentences that instruct its reader (INSTRUCTION): what a passage states."""
-    kept = [text[start:end] for start, end in sentence_spans(text) if not INSTRUCTION.search(text[start:end])]
-    return " ".join(kept)
+    """`text` without the sentences that instruct its reader (INSTRUCTION): what a passage states; `text` itself
+    where it has none."""
+    spans = sentence_spans(text)
+    kept = [text[start:end] for start, end in spans if not INSTRUCTION.search(text[start:end])]
+    return text if len(kept) == len(spans) else " ".join(kept)
 
 
 def words(text: str) -> list[str]:

@@ -9,6 +9,7 @@ bibliographic readers yield records one at a time, so a file is never held whole
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from rag.corpus import LAYOUTS, MAX_FILE_BYTES, ParsedFile, parse_file
@@ -50,9 +51,10 @@ def detect(path: Path) -> str:
     return EXTENSIONS.get(path.suffix.casefold(), SCRAPED)
 
 
-def detect_format(path: Path, options: Options | None = None) -> str:
-    """The format `path` is read as: `options.format` where set, else the one its content and name tell."""
-    return (options.format if options else None) or detect(path)
+def with_format(path: Path, options: Options | None = None) -> Options:
+    """`options` naming the format `path` is read as: the one given, else the one its content and name tell."""
+    options = options or Options()
+    return options if options.format else replace(options, format=detect(path))
 
 
 def read_file(
@@ -63,17 +65,14 @@ def read_file(
 ) -> ParsedFile:
     """The records of one file in any known format (those `options` keeps, at most `limit`), and its problems,
     all at once (`read_records` hands them on as they are read). Raises IngestError as `read_records` does."""
-    if detect_format(path, options) == SCRAPED:  # kept whole, for the layout it was written in
-        parsed = parse_file(path)
-        kept = [r for r in parsed.records if (options or Options()).keeps(r)][:limit]
-        return ParsedFile(parsed.file, parsed.path, parsed.layout, kept, parsed.problems)
+    options = with_format(path, options)
+    if options.format == SCRAPED:  # kept whole, for the layout it was written in
+        return _scraped(path, options, limit)
     records: list[PaperRecord] = []
     problems: list[ParseProblem] = []
     for item in read_records(path, options, limit, progress):
         (problems if isinstance(item, ParseProblem) else records).append(item)  # type: ignore[arg-type]
-    return ParsedFile(
-        file=path.name, path=path, layout=detect_format(path, options), records=records, problems=problems
-    )
+    return ParsedFile(file=path.name, path=path, layout=str(options.format), records=records, problems=problems)
 
 
 def read_records(
@@ -86,13 +85,13 @@ def read_records(
     one at a time. `progress` is told ("read FILE", bytes read, file size) as a streamed file is read. Raises
     IngestError when the file cannot be used at all (found by the end of the file, when no record was read), or
     names an unknown format."""
-    options = options or Options()
-    name = detect_format(path, options)
+    options = with_format(path, options)
+    name = options.format
     if name not in FORMATS:
         raise IngestError(f"{path.name}: unknown format {name!r}; the formats read are {', '.join(FORMATS)}")
     if name == SCRAPED:
-        parsed = parse_file(path)
-        yield from [r for r in parsed.records if options.keeps(r)][:limit]
+        parsed = _scraped(path, options, limit)
+        yield from parsed.records
         yield from parsed.problems
         return
     size = path.stat().st_size
@@ -128,4 +127,11 @@ def read_records(
         raise IngestError(f"{path.name}: no paper with an abstract could be read ({name}){detail}")
 
 
-__all__ = ["FORMATS", "LAYOUTS", "Options", "detect", "detect_format", "read_file", "read_records"]
+def _scraped(path: Path, options: Options, limit: int | None) -> ParsedFile:
+    """A scraped listing, parsed whole (rag.corpus), with the records `options` keeps, at most `limit`."""
+    parsed = parse_file(path)
+    kept = [r for r in parsed.records if options.keeps(r)][:limit]
+    return ParsedFile(parsed.file, parsed.path, parsed.layout, kept, parsed.problems)
+
+
+__all__ = ["FORMATS", "LAYOUTS", "Options", "detect", "read_file", "read_records", "with_format"]
