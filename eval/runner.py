@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.evaluation.judges import make_judge
 from rag.evaluation.metrics import EvalAnswer, Scores, aggregate, score
@@ -30,8 +31,8 @@ class Report:
     overall: dict[str, float | int | None]
     by_type: dict[str, dict[str, float | int | None]]
     rows: list[Scores]
-    answers: dict[str, dict[str, object]]
-    judge_check: dict[str, object] | None = None
+    answers: dict[str, dict[str, Any]]  # JSON, as the answers file holds it
+    judge_check: dict[str, Any] | None = None  # JSON, as run_judge_check returns it
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:

@@ -346,8 +346,8 @@ def eval_command(
     faithfulness, key facts, abstention."""
     from rich.console import Console
 
+    import rag.evaluation.report as reports
     from rag.errors import ConfigError
-    from rag.evaluation import report as reports
     from rag.evaluation.judge_check import run_judge_check
     from rag.evaluation.judges import make_judge
     from rag.evaluation.runner import evaluate

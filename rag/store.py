@@ -310,7 +310,19 @@ class Store:
     def _vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, list[float]]:
         if not ids:
             return {}
-        found = self._call(collection.get, "read", ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        wanted = list(dict.fromkeys(ids))
+        try:
+            found = self._call(collection.get, "read", ids=wanted, include=["embeddings"])
+        except StoreError:
+            if self.path is None:
+                raise
+            # An embedded store's vectors are read from the index as this process loaded it; ids another process
+            # committed since (the catalogue, a file of its own, already lists them) are not in it, and Chroma
+            # fails the read ("Error finding id"). Read the files afresh, once.
+            is_chunks = collection is self._chunks
+            self.reload()
+            collection = self._chunks if is_chunks else self._papers
+            found = self._call(collection.get, "read", ids=wanted, include=["embeddings"])
         return {cid: [float(x) for x in vec] for cid, vec in zip(found["ids"], found["embeddings"], strict=True)}
 
     def all_vectors(self) -> tuple[list[str], list[list[float]]]:

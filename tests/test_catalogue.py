@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,24 @@ def test_a_long_lived_pipeline_answers_from_papers_another_process_ingested(tmp_
     assert writer.returncode == 0, rest
     answer = pipe.ask(question)  # the same pipeline, its store opened before that ingest
     assert answer.citations[0].title == "Merging Models with Fisher-Weighted Averaging"
+
+
+def test_vectors_another_process_committed_after_this_one_loaded_its_index_are_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The catalogue lists papers another process committed while a question is being asked; Chroma reads vectors
+    # from the index as this process loaded it, and fails on ids it has not seen unless the store is read afresh.
+    from rag.embedding import embedder_name
+    from rag.store import open_store
+    from tests.conftest import SEED
+
+    formats = Path(__file__).parent / "data" / "formats"
+
+    settings = Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None)
+    rag.ingest([SEED["000"]], settings=settings)
+    store = open_store(settings, embedder_name(settings))
+    before = set(store.papers())
+    assert store.query([1.0] + [0.0] * 383, 5)  # the index is loaded now
+    assert run_rag("ingest", str(formats / "papers.csv"), home=settings.home).returncode == 0
+    later = [pid for pid in open_store(settings, embedder_name(settings)).papers() if pid not in before]
+    assert later
+    vectors = store.paper_vectors(later)
+    assert set(vectors) == set(later) and all(len(vec) == 384 for vec in vectors.values())
