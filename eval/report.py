@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from rag.evaluation.metrics import METRICS
-from rag.evaluation.runner import Report
+from rag.evaluation.runner import Report, write_whole
 
 SUMMARY = (
     *METRICS,
@@ -157,11 +157,10 @@ def markdown_to_html_table(report: Report) -> str:
 
 def write(report: Report, folder: Path) -> dict[str, Path]:
     """Write report.json, report.md and report.html into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "report.json", "md": folder / "report.md", "html": folder / "report.html"}
-    paths["json"].write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-    paths["md"].write_text(markdown(report), encoding="utf-8")
-    paths["html"].write_text(html_page(report), encoding="utf-8")
+    write_whole(paths["json"], json.dumps(report.as_dict(), indent=2, ensure_ascii=False), "the report")
+    write_whole(paths["md"], markdown(report), "the report")
+    write_whole(paths["html"], html_page(report), "the report")
     return paths
 
 

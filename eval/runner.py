@@ -18,6 +18,7 @@ from rag.evaluation.questions import Question, QuestionFileError, load_questions
 
 import rag
 from rag import Answer, Paper, paper_header, parse_markers, split_answer
+from rag.errors import WriteError
 
 Progress = Callable[[int, int], None]
 
@@ -247,8 +248,21 @@ def _cached_ask(pipe: rag.Pipeline, question: Question, backend: str, cache: Pat
     if path.exists():
         return Answer.model_validate_json(path.read_text(encoding="utf-8"))
     answer = pipe.ask(question.question, backend=backend)
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(answer.model_dump_json(), encoding="utf-8")
-    partial.replace(path)  # a run killed mid-write leaves no half answer behind
+    write_whole(path, answer.model_dump_json(), "the evaluation cache")
     return answer
+
+
+def write_whole(path: Path, text: str, what: str) -> None:
+    """Write `text` to `path` whole or not at all (a run killed or refused mid-write leaves no half file), with a
+    failed write (a full disk) as one line naming the file."""
+    partial = path.with_suffix(path.suffix + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise WriteError(
+            f"cannot write {what} at {path}: {exc.strerror or exc}; free space (or fix the folder's permissions) "
+            "and run the command again: what was written before is kept"
+        ) from exc

@@ -77,6 +77,14 @@ def open_catalogue(settings: Settings) -> Catalogue:
     return Catalogue(settings.home / "catalogue" / f"{slug}.sqlite")
 
 
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file is not a database or a damaged one (not that it could not read or write)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return not isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+
+
 class Catalogue:
     """Paper records and the keyword index of one store, in one SQLite file."""
 
@@ -87,7 +95,10 @@ class Catalogue:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._open()
-            except sqlite3.DatabaseError as exc:  # not a database, or a damaged one: it is only a cache
+            except sqlite3.DatabaseError as exc:
+                if not _damaged(exc):  # a full disk or a locked folder: the file may be whole, keep it
+                    raise
+                # Not a database, or a damaged one: it is only a cache of the store.
                 if hasattr(self, "_db"):
                     self._db.close()
                 for damaged in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -95,7 +106,10 @@ class Catalogue:
                 log.warning("the catalogue %s could not be read (%s); it is rebuilt from the store", path, exc)
                 self._open()
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the catalogue {path} ({exc}); delete it and it is rebuilt") from exc
+            raise StoreError(
+                f"cannot open the catalogue {path} ({exc}); if its disk is full, free space, then run the command "
+                "again (deleting the file is safe: it is rebuilt from the store)"
+            ) from exc
 
     def _open(self) -> None:
         # A reader waits for a writer's transaction (an ingest commits a batch at a time) instead of failing.

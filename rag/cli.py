@@ -149,8 +149,10 @@ class _progress:
         if self.bar is None:
             if done and stage == "embed":
                 click.echo(f"{stage}: {done}/{total} papers stored", err=True)
-            elif done and done == total:
+            elif done and done == total and stage.startswith("read "):
                 click.echo(f"{stage}: {total:,} bytes", err=True)
+            elif done and done == total:
+                click.echo(f"{stage}: {done}/{total}", err=True)
             return
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task("chunk, embed, store" if stage == "embed" else stage, total=total)

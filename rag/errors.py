@@ -26,6 +26,10 @@ class StoreError(RagError):
     """The vector store cannot be opened, read or written."""
 
 
+class WriteError(RagError):
+    """A file this program writes cannot be written: a full disk, a file size limit, no permission."""
+
+
 class EmbeddingError(RagError):
     """The embedding model cannot be loaded or called."""
 

@@ -1,15 +1,19 @@
-"""Faults in the middle of an ingest: a disk that fills up (a file size limit, RLIMIT_FSIZE, in the child that
-ingests) while the catalogue or the store writes gives one line naming what failed and what to do, and the next
-run completes the store."""
+"""Faults in the middle of a run: a disk that fills up (a file size limit, RLIMIT_FSIZE, in the child) while the
+catalogue, the store or an evaluation writes gives one line naming what failed and what to do, keeps what was
+written whole, and the next run completes the work."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import SEED, run_rag
+from tests.conftest import REPO, SEED, run_rag
 
 
 def _limited(size: int):  # type: ignore[no-untyped-def]
@@ -38,3 +42,55 @@ def test_a_write_refused_for_lack_of_space_is_one_line_and_the_next_run_complete
         asked = run_rag("ask", "What does domain adaptation transfer?", home=home)
         assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr
     assert failed_in == {"catalogue", f"error: Chroma at {tmp_path / 'home-450000' / 'chroma'}"}
+
+
+# `rag eval` in a child whose disk "fills up" once its store and catalogue are open (their files at their size).
+_EVAL_WITH_A_FULL_DISK = """
+import resource, signal, sys
+import rag
+from rag.cli import main
+rag.pipeline().ask("warm up")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.argv = ["rag", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_full_disk_during_an_evaluation_is_one_line_and_keeps_the_cache_and_report_whole(  # type: ignore[no-untyped-def]
+    full_store, tmp_path: Path
+) -> None:
+    settings, _ = full_store
+    first = json.loads((REPO / "eval" / "questions.jsonl").read_text().splitlines()[0])
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({**first, "id": "q-full-disk"}) + "\n")  # an id no other test has cached
+    out = tmp_path / "out"
+    command = ["eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_MODELS_DIR"}
+    env["RAG_HOME"] = str(settings.home)
+
+    def limited(size: int) -> subprocess.CompletedProcess[str]:
+        code = [sys.executable, "-c", _EVAL_WITH_A_FULL_DISK, str(size), *command]
+        return subprocess.run(code, env=env, capture_output=True, text=True, timeout=600)
+
+    cache = settings.home / "eval-cache"
+    full = limited(8_000)  # an answer in the cache takes more
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert (
+        full.stderr.startswith("error: cannot write the evaluation cache at ")
+        and "run the command again" in full.stderr
+    )
+    assert len(full.stderr.strip().splitlines()) == 1, full.stderr
+    assert not list(cache.rglob("q-full-disk-*")), "no half-written answer, and no leftover partial file"
+
+    done = run_rag(*command, home=settings.home)
+    assert done.returncode == 0, done.stderr
+    [cached] = cache.rglob("q-full-disk-*")
+    assert cached.stat().st_size > 8_000
+    before = {path.name: path.read_text() for path in out.iterdir()}
+
+    refused = limited(1_000)  # every answer comes from the cache; the report is what must be written
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot write the report at "), refused.stderr
+    assert {path.name: path.read_text() for path in out.iterdir()} == before  # the last report, whole

@@ -269,10 +269,11 @@ def faulty_ui(full_store) -> Iterator[str]:  # type: ignore[no-untyped-def]
         patch.setattr(rag.Pipeline, "ask", ask)
         app = build(settings, wait=3)
         app.queue(default_concurrency_limit=4)
-        port = free_port()
-        app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        # Without a port, Gradio binds the first free one of its range itself: no port chosen here can be taken
+        # before it binds.
+        app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
         try:
-            yield f"http://127.0.0.1:{port}/"
+            yield f"http://127.0.0.1:{app.server_port}/"
         finally:
             release.set()
             app.close()
