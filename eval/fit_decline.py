@@ -28,7 +28,7 @@ from rag.api import DEFAULT_K, DEFAULT_K_MULTI, EXPAND_PAPERS
 from rag.confidence import DENSE_FLOOR, FALSE_DECLINE_BUDGET, UNANSWERABLE_SHARE, weigh
 from rag.question import asks_several, metadata_intent
 
-FEATURES = ("score", "dense", "focus")
+FEATURES = ("score", "dense", "focus", "named")
 L2 = 0.0001
 FOLDS = 5
 

@@ -4,26 +4,27 @@ best paper states the thing the question asks for, fitted on the development que
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.question import asked_for, asks_quantity, question_parts
+from rag.question import asked_for, asks_quantity, asks_several, named_terms, question_parts
 from rag.text import content_stems, numbers, sentence_spans
 from rag.types import Passage
 
 # The fitted model: P(answerable) = sigmoid(INTERCEPT + Σ WEIGHTS[f] · feature f). The weights are fitted by
 # `python -m rag.evaluation.fit_decline` on the tuning half of the development questions only.
-INTERCEPT = -2.9017
-WEIGHTS = {"score": 5.2649, "dense": -4.0586, "focus": 2.5441}
+INTERCEPT = -7.4482
+WEIGHTS = {"score": 4.3504, "dense": -3.4422, "focus": 2.5531, "named": 5.1263}
 # Answer when P(answerable) reaches this: the highest cut-off that declines at most FALSE_DECLINE_BUDGET of the
 # answerable questions of every question set weighed (the tuning half cross-validated, the test half, the
 # independently written questions), each on its own: a false decline loses the user the paper, and a cut-off an
 # easy set allows declines far more of a harder set's answerable questions.
-ANSWER_AT = 0.3351
+ANSWER_AT = 0.3658
 FALSE_DECLINE_BUDGET = 0.08
 # Between ANSWER_AT and this, the answer is hedged (the passages may not state what was asked): the cut-off below
 # which UNANSWERABLE_SHARE of the unanswerable questions of those sets fall.
-CONFIDENT_AT = 0.7179
+CONFIDENT_AT = 0.7489
 UNANSWERABLE_SHARE = 0.7
 # Below this cosine similarity no passage is about the question's topic at all ("What causes the northern
 # lights?"): declined whatever the other features say. The fitted model cannot tell: no question it is fitted on
@@ -41,6 +42,7 @@ class Evidence:
     dense: float  # the best cosine similarity of a passage to the question
     focus: float  # share of the asked-for words that one sentence of the best paper states, averaged over the
     # question's parts (1.0: none asked for)
+    named: float  # share of the question's technical names the best paper mentions (1.0: it uses none)
     probability: float
 
     @property
@@ -54,7 +56,7 @@ class Evidence:
         return ANSWER_AT <= self.probability < CONFIDENT_AT
 
     def features(self) -> dict[str, float]:
-        return {"score": self.score, "dense": self.dense, "focus": self.focus}
+        return {"score": self.score, "dense": self.dense, "focus": self.focus, "named": self.named}
 
 
 def focus_found(question: str, passages: Sequence[Passage]) -> float:
@@ -86,14 +88,42 @@ def part_focus(question: str, passages: Sequence[Passage]) -> float:
     return best
 
 
+def names_found(question: str, passages: Sequence[Passage]) -> float:
+    """The share of the technical names the question uses ("LoRA", "SimpleNet") that the best paper's title and
+    passages mention, or for a question about several papers any passage; 1.0 when it uses none. A question
+    about a method the collection does not hold names it, and the closest paper does not."""
+    names = named_terms(question)
+    if not names or not passages:
+        return 1.0
+    best = passages[0].paper_id
+    held = [p for p in passages if asks_several(question) or p.paper_id == best]
+    text = " ".join([*(p.paper.title or "" for p in held), *(p.text for p in held)])
+    return sum(mentions(text, name) for name in names) / len(names)
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` mentions `name`: the word itself in any case (a plural "GPUs" as "GPU"), an acronym inside a
+    longer one ("GAN" in "ACGAN"), or an acronym spelled out by the initials of consecutive words ("LLM": "large
+    language model")."""
+    stem = name.rstrip("s")
+    if re.search(rf"(?<![^\W_]){re.escape(stem)}", text, re.I) or (stem.isupper() and stem in text):
+        return True
+    capitals = [c.casefold() for c in name if c.isupper()]
+    if len(capitals) < 2 or len(capitals) != sum(c.isalpha() for c in name.rstrip("s")):
+        return False
+    initials = "".join(word[0] for word in re.findall(r"[^\W_]+", text.casefold()))
+    return "".join(capitals) in initials
+
+
 def weigh(question: str, passages: Sequence[Passage]) -> Evidence:
     """The evidence the passages (best first) give for answering `question`."""
     if not passages:
-        return Evidence(0.0, 0.0, 0.0, 0.0)
+        return Evidence(0.0, 0.0, 0.0, 1.0, 0.0)
     features = {
         "score": max(p.score for p in passages),
         "dense": max(p.dense for p in passages),
         "focus": focus_found(question, passages),
+        "named": names_found(question, passages),
     }
     belief = 0.0 if features["dense"] < DENSE_FLOOR else probability(features)
     return Evidence(**features, probability=belief)

@@ -77,6 +77,7 @@ _UNSPECIFIC = frozenset(
 # description of the paper) belong to every part.
 _WH = r"(?:how|what|which|why|when|where|who|whom|whose|(?:in|to|on|for|against|from|by|at)\s+(?:what|which|how))\b"
 _PART_BREAK = re.compile(rf"(?:[,;]\s*(?:and|or|but|while)?|\s+(?:and|or|but|while))\s+(?={_WH})", re.I)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-/][A-Za-z0-9]+)*")
 _SENTENCE_BREAK = re.compile(r"(?<=[?.!])\s+(?=[A-Z])")
 # A piece that asks, as opposed to one that sets the scene ("When aligning chatbots ..., how does ...": the clause
 # before the comma is the scene).
@@ -151,6 +152,22 @@ def asked_for(question: str) -> set[str]:
         return set()
     words = [w for w in _PREPOSITIONAL.sub("", match.group(1)).split() if w.casefold() not in _UNSPECIFIC]
     return content_stems(" ".join(words))
+
+
+def named_terms(question: str) -> list[str]:
+    """The technical names the question uses: words, or parts of hyphenated words, with a capital after their
+    first letter or a capital and a digit ("LoRA", "SpikeGPT", "RLAIF", "ResNet" and "CIFAR" of "ResNet-56 on
+    CIFAR-10"). Ordinary capitalised words are left out: a question may call a paper's "Iranian" monuments
+    "Persian", but it does not rename a model. Words with fewer than three letters ("Q-value", "6B", "AI") are
+    left out: short acronyms name fields, not methods, and are often written out."""
+    names = []
+    for word in _WORD.findall(question):
+        for piece in re.split(r"[-/]", word):
+            if sum(c.isalpha() for c in piece) < 3:
+                continue
+            if any(c.isupper() for c in piece[1:]) or (piece[0].isupper() and any(c.isdigit() for c in piece)):
+                names.append(piece)
+    return list(dict.fromkeys(names))
 
 
 def question_parts(question: str) -> list[str]:

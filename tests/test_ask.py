@@ -12,9 +12,10 @@ import pytest
 import rag
 from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
+from rag.confidence import mentions
 from rag.config import Settings
 from rag.errors import QuestionError
-from rag.question import asks_name, asks_quantity, asks_several, metadata_intent, question_parts
+from rag.question import asks_name, asks_quantity, asks_several, metadata_intent, named_terms, question_parts
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.text import quantities
@@ -306,6 +307,38 @@ def test_each_part_of_a_compound_question_gets_the_sentence_that_answers_it(pipe
         "Facial Landmark Points Detection Using Knowledge Distillation-Based Neural Networks"
     }
     assert len(split_answer(answer.text)) <= 4
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        (
+            "What FLOPs reduction does Trained Rank Pruning achieve for ResNet-56 on CIFAR-10?",
+            ["FLOPs", "ResNet", "CIFAR"],
+        ),
+        ("Compare how DeYO and Meta-DMoE approach test-time adaptation.", ["DeYO", "DMoE"]),
+        # ordinary capitalised words, short acronyms and sizes name no method
+        ("Which model of Meta turns an English-first assistant into Persian, and what Q-value does AI get?", []),
+        ("How many GPUs did the 7B-parameter SpikeGPT need?", ["GPUs", "SpikeGPT"]),
+    ],
+)
+def test_a_question_names_the_methods_it_asks_about(question: str, names: list[str]) -> None:
+    assert named_terms(question) == names
+
+
+def test_a_name_is_mentioned_as_written_inside_a_longer_acronym_or_spelled_out() -> None:
+    text = "We train large language models with a target-assisted ACGAN on eight GPUs; see SpikeGPT."
+    assert all(mentions(text, name) for name in ("LLMs", "GAN", "GPUs", "spikegpt", "SpikeGPT"))
+    assert not any(mentions(text, name) for name in ("LoRA", "RLAIF", "SimpleNet", "CNN"))
+
+
+def test_a_question_naming_a_method_the_collection_does_not_hold_is_declined(pipe: Pipeline) -> None:
+    # Reinforcement learning from human feedback is stored; the method the question names is not.
+    missing = pipe.ask("Which paper proposes Constitutional AI or reinforcement learning from AI feedback (RLAIF)?")
+    assert missing.abstained and missing.origin == "no-evidence", missing.text
+    # Named as the abstract names it, the stored method is answered.
+    held = pipe.ask("How does SpikeGPT generate language with spiking neurons?")
+    assert not held.abstained and "SpikeGPT" in held.text
 
 
 def test_the_passages_decide_between_declining_hedging_and_answering(pipe: Pipeline) -> None:
