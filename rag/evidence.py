@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
-from rag.question import asks_name, asks_quantity, asks_several, question_parts
+from rag.question import asked_count, asks_name, asks_quantity, asks_several, question_parts
 from rag.text import INSTRUCTION, INTRODUCES, content_stems, names, numbers, quantities, sentence_spans
 from rag.types import Passage
 
@@ -182,9 +182,9 @@ def answering_parts(
     stems = [content_stems(part) for part in parts]
     for n, (part, part_vector) in enumerate(zip(parts, part_vectors, strict=True)):
         own = stems[n] - set().union(*(other for m, other in enumerate(stems) if m != n))
-        quantity, name = asks_quantity(part), asks_name(part)
+        quantity, name, count = asks_quantity(part), asks_name(part), asked_count(part)
         scored = [
-            (_part_score(sentence, vector, part_vector, own, name), sentence)
+            (_part_score(sentence, vector, part_vector, own, name, count), sentence)
             for sentence, vector in zip(pool, sentence_vectors, strict=True)
             if not quantity or quantities(sentence.text) - given
         ] or [(0.0, pool[0])]
@@ -194,9 +194,19 @@ def answering_parts(
     return chosen
 
 
-def _part_score(sentence: Sentence, vector: list[float], part: list[float], own: set[str], name: bool) -> float:
-    """How well `sentence` answers one part of a question (`part`: its vector; `own`: its own words' stems)."""
+def _part_score(
+    sentence: Sentence, vector: list[float], part: list[float], own: set[str], name: bool, count: str | None
+) -> float:
+    """How well `sentence` answers one part of a question (`part`: its vector; `own`: its own words' stems). A part
+    asking for a name favours the sentence introducing one; a part asking for a count of things ("what two
+    networks") the sentence saying how many there are, which lists them."""
     semantic = sum(a * b for a, b in zip(part, vector, strict=True))
     overlap = len(own & content_stems(sentence.text)) / len(own) if own else 0.0
     introduces = name and bool(INTRODUCES.search(sentence.text))
-    return PART_SEMANTIC * semantic + PART_LEXICAL * overlap + PART_WHOLE * sentence.relevance + NAME_BONUS * introduces
+    counts = count is not None and count in numbers(sentence.text)
+    return (
+        PART_SEMANTIC * semantic
+        + PART_LEXICAL * overlap
+        + PART_WHOLE * sentence.relevance
+        + NAME_BONUS * (introduces or counts)
+    )

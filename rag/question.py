@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.text import content_stems
+from rag.text import content_stems, numbers
 
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
@@ -65,6 +65,8 @@ _ASKED_FOR = re.compile(
     r"(?:do|does|did|is|are|was|were|has|have|had|can|could)\b",
     re.I,
 )
+# "Which three X", "what two X": a count of things asked for (not "which one", a choice).
+_COUNT = re.compile(r"\b(?:which|what)\s+(two|three|four|five|six|seven|eight|nine|ten|[2-9])\s+[a-z]", re.I)
 _PREPOSITIONAL = re.compile(r"\s(?:on|in|of|for|with|by|to|from|at|per)\s.*$", re.I)
 # Words that say what kind of thing is asked for without naming it, or compare without naming a measure.
 _UNSPECIFIC = frozenset(
@@ -130,8 +132,12 @@ _ANY_ORGANIZATION = re.compile(
 
 
 def asks_several(question: str) -> bool:
-    """Whether the question is about several papers ("Which papers ...", "compare ...")."""
-    return bool(_SEVERAL.search(question)) or bool(_COMPARES.search(question) and not _ONE_WORK.search(question))
+    """Whether the question is about several papers ("Which papers ...", "compare ..."). A comparison after a count
+    of things that are not papers ("what two teacher networks ..., and how do their targets differ?") compares
+    those things, within one paper."""
+    if _SEVERAL.search(question):
+        return True
+    return bool(_COMPARES.search(question) and not _ONE_WORK.search(question) and asked_count(question) is None)
 
 
 def asks_quantity(question: str) -> bool:
@@ -142,6 +148,15 @@ def asks_quantity(question: str) -> bool:
 def asks_name(question: str) -> bool:
     """Whether the question asks what a method, model or dataset is, or is called."""
     return bool(_NAME.search(question))
+
+
+def asked_count(question: str) -> str | None:
+    """How many things the question asks for, as digits, when it says ("Which three classic problems ...", "what
+    two instructor networks ..."): the sentence that answers it lists them, and often says how many."""
+    match = _COUNT.search(question)
+    if match is None:
+        return None
+    return next(iter(numbers(match.group(1))), None)
 
 
 def asked_for(question: str) -> set[str]:

@@ -15,7 +15,15 @@ from rag.citations import parse_markers, split_answer
 from rag.confidence import mentions
 from rag.config import Settings
 from rag.errors import QuestionError
-from rag.question import asks_name, asks_quantity, asks_several, metadata_intent, named_terms, question_parts
+from rag.question import (
+    asked_count,
+    asks_name,
+    asks_quantity,
+    asks_several,
+    metadata_intent,
+    named_terms,
+    question_parts,
+)
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.text import quantities
@@ -268,6 +276,9 @@ def test_questions_about_the_whole_collection_are_answered_from_every_record(pip
         ("How does SSAM compare with SAM?", False),
         # A comparison inside one work ("their targets") is not several papers either.
         ("In the mobile face-landmark work, which two teachers are used, and how do their targets differ?", False),
+        # nor is one after a count of things that are not papers, whatever the scene-setting words
+        ("For the face-landmark detector, what two teacher networks guide it, and how do their targets differ?", False),
+        ("Which two methods merge models, and how do they differ?", True),
     ],
 )
 def test_a_question_is_about_several_papers_only_when_it_names_them_or_compares(question: str, several: bool) -> None:
@@ -291,6 +302,29 @@ def test_a_compound_question_is_read_as_the_parts_it_asks(question: str, parts: 
     assert len(read) == parts
     assert parts > 1 or read == [question]
     assert all(part.endswith("?") and not part.lower().startswith(("in the", "a method")) for part in read)
+
+
+@pytest.mark.parametrize(
+    ("question", "count"),
+    [
+        ("Which three classic problems were solved by the model?", "3"),
+        ("In the distillation work, what two teacher networks are used?", "2"),
+        ("Which one of these papers is older?", None),
+        ("What 12-layer model was used?", None),
+    ],
+)
+def test_a_question_says_how_many_things_it_asks_for(question: str, count: str | None) -> None:
+    assert asked_count(question) == count
+
+
+def test_a_question_asking_for_a_count_of_things_gets_the_sentence_that_lists_them(pipe: Pipeline) -> None:
+    # The most relevant sentences say how the model points; the one listing the three tasks ranks lower.
+    answer = pipe.ask(
+        "In the work that outputs pointers to input positions with attention, what three tasks were studied?"
+    )
+    assert_well_formed(answer)
+    assert "convex hulls" in answer.text and "Delaunay" in answer.text
+    assert {c.title for c in answer.citations} == {"Pointer Networks"}
 
 
 def test_each_part_of_a_compound_question_gets_the_sentence_that_answers_it(pipe: Pipeline) -> None:

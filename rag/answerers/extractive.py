@@ -10,7 +10,7 @@ from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, answering_parts, rank_sentences
-from rag.question import asked_for, asks_name, asks_quantity, asks_several, question_parts
+from rag.question import asked_count, asked_for, asks_name, asks_quantity, asks_several, question_parts
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
 from rag.text import INTRODUCES, OWN_WORK, content_stems, names, numbers, quantities
@@ -125,6 +125,8 @@ class ExtractiveAnswerer:
             wanted.append(stating)
         if asks_name(question) and (naming := _naming(question, chosen + wanted, same)) is not None:
             wanted.append(naming)
+        if (count := asked_count(question)) and (counting := _counting(count, chosen + wanted, same)) is not None:
+            wanted.append(counting)
         if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
             chosen = chosen[:1]
         return chosen + wanted
@@ -150,6 +152,16 @@ def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sen
     if best is not None or any(states(c) for c in chosen):
         return best
     return next(iter(pool), None)
+
+
+def _counting(count: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's most relevant sentence that says how many there are of the things the question asks for
+    ("Which three classic problems ...": "three challenging geometric problems -- finding planar convex hulls,
+    ..."), when no chosen sentence does: that is the sentence that lists them."""
+    if any(count in numbers(c.text) for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    return next((c for c in same if c.text not in texts and count in numbers(c.text)), None)
 
 
 def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
