@@ -9,7 +9,7 @@ as a long-lived process does (what `rag eval` and a user asking about related pa
 Baselines, measured in the same run: embedding one question (the floor under retrieval), and a cold process
 that only imports what any answer needs, chromadb and onnxruntime (the floor under a cold `rag ask`).
 
-    .venv/bin/python benchmarks/ask.py --runs 5 [--json]
+    .venv/bin/python benchmarks/ask.py --runs 5 [--json] [--questions FILE]
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="passes over the questions, and cold runs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--questions", type=Path, default=QUESTIONS, help="a question file (default: the development set)"
+    )
     args = parser.parse_args()
-    questions = [json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines()]
+    questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines()]
     with tempfile.TemporaryDirectory() as base:
         settings = Settings(home=Path(base) / "home", backend="extractive")
         rag.ingest(settings=settings)
