@@ -95,9 +95,9 @@ def names_found(question: str, passages: Sequence[Passage]) -> float:
     names = named_terms(question)
     if not names or not passages:
         return 1.0
-    best = passages[0].paper_id
-    held = [p for p in passages if asks_several(question) or p.paper_id == best]
-    text = " ".join([*(p.paper.title or "" for p in held), *(p.text for p in held)])
+    several, best = asks_several(question), passages[0].paper_id
+    held = [p for p in passages if several or p.paper_id == best]
+    text = " ".join([*dict.fromkeys(p.paper.title or "" for p in held), *(p.text for p in held)])
     return sum(mentions(text, name) for name in names) / len(names)
 
 
@@ -109,7 +109,7 @@ def mentions(text: str, name: str) -> bool:
     if re.search(rf"(?<![^\W_]){re.escape(stem)}", text, re.I) or (stem.isupper() and stem in text):
         return True
     capitals = [c.casefold() for c in name if c.isupper()]
-    if len(capitals) < 2 or len(capitals) != sum(c.isalpha() for c in name.rstrip("s")):
+    if len(capitals) < 2 or len(capitals) != sum(c.isalpha() for c in stem):
         return False
     initials = "".join(word[0] for word in re.findall(r"[^\W_]+", text.casefold()))
     return "".join(capitals) in initials

@@ -301,28 +301,31 @@ class Store:
 
     def paper_vectors(self, paper_ids: Sequence[str]) -> dict[str, list[float]]:
         """The vectors (the unit mean of its chunks' vectors) of the given committed papers, by paper id."""
-        return self._vectors(self._papers, paper_ids)
+        return self._vectors("_papers", paper_ids)
 
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
         """The stored vectors of the given chunks."""
-        return self._vectors(self._chunks, chunk_ids)
+        return self._vectors("_chunks", chunk_ids)
 
-    def _vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, list[float]]:
+    def _vectors(self, collection: str, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The vectors of `ids` in the collection named by its attribute (`_papers`, `_chunks`)."""
         if not ids:
             return {}
         wanted = list(dict.fromkeys(ids))
+
+        def read() -> Any:  # the collection is looked up at each call: a reload replaces it
+            return self._call(getattr(self, collection).get, "read", ids=wanted, include=["embeddings"])
+
         try:
-            found = self._call(collection.get, "read", ids=wanted, include=["embeddings"])
+            found = read()
         except StoreError:
             if self.path is None:
                 raise
             # An embedded store's vectors are read from the index as this process loaded it; ids another process
             # committed since (the catalogue, a file of its own, already lists them) are not in it, and Chroma
             # fails the read ("Error finding id"). Read the files afresh, once.
-            is_chunks = collection is self._chunks
             self.reload()
-            collection = self._chunks if is_chunks else self._papers
-            found = self._call(collection.get, "read", ids=wanted, include=["embeddings"])
+            found = read()
         return {cid: [float(x) for x in vec] for cid, vec in zip(found["ids"], found["embeddings"], strict=True)}
 
     def all_vectors(self) -> tuple[list[str], list[list[float]]]:
