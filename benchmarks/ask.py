@@ -3,11 +3,14 @@ questions, split into retrieval, answering and citation checking, and the wall t
 (process start to printed answer).
 
 Each question is asked with the embedder's memory of recent texts emptied first (what a question about papers
-no earlier question read costs), and once more in a session: one pass over the questions in order, remembering
-as a long-lived process does (what `rag eval` and a user asking about related papers see).
+no earlier question read costs; the sentence vectors ingest stored stay), and once more in a session: one pass
+over the questions in order, remembering as a long-lived process does (what `rag eval` and a user asking about
+related papers see).
 
-Baselines, measured in the same run: embedding one question (the floor under retrieval), and a cold process
-that only imports what any answer needs, chromadb and onnxruntime (the floor under a cold `rag ask`).
+Baselines, measured in the same run: the same questions on a store ingested without sentence vectors
+(RAG_STORE_SENTENCES=0: each question embeds its passages' sentences), embedding one question (the floor under
+retrieval), and a cold process that only imports what any answer needs, chromadb and onnxruntime (the floor
+under a cold `rag ask`).
 
     .venv/bin/python benchmarks/ask.py --runs 5 [--json] [--questions FILE]
 """
@@ -58,13 +61,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as base:
         settings = Settings(home=Path(base) / "home", backend="extractive")
         rag.ingest(settings=settings)
-        pipe = Pipeline(settings)
-        pipe.warm()  # a long-lived process, as the UI and evaluation runs are
-        for question in questions[:3]:
-            pipe.ask(question)  # warm-up: model, index, sentence tokenizer
+        plain_settings = settings.model_copy(update={"home": Path(base) / "plain", "store_sentences": False})
+        rag.ingest(settings=plain_settings)
+        pipe, plain = Pipeline(settings), Pipeline(plain_settings)
+        for each in (pipe, plain):
+            each.warm()  # a long-lived process, as the UI and evaluation runs are
+            for question in questions[:3]:
+                each.ask(question)  # warm-up: model, index, sentence tokenizer
+        plain_total: list[float] = []
         stages: dict[str, list[float]] = {"retrieval": [], "answer": [], "check": [], "total": []}
         embed: list[float] = []
-        forget = getattr(pipe.embedder, "forget", lambda: None)
+
+        def forget() -> None:
+            for each in (pipe, plain):
+                getattr(each.embedder, "forget", lambda: None)()
+
         session = []
         forget()
         for question in questions:
@@ -75,6 +86,8 @@ def main() -> None:
                 answer = pipe.ask(question)
                 for stage in stages:
                     stages[stage].append(answer.seconds[stage])
+                forget()
+                plain_total.append(plain.ask(question).seconds["total"])
                 forget()
                 tick = time.perf_counter()
                 pipe.embedder.embed_query(question)
@@ -90,10 +103,12 @@ def main() -> None:
         "session_total_p50": statistics.median(session),
         "session_total_p95": percentile(session, 0.95),
         "embed_query_p50": statistics.median(embed),
+        "baseline_without_sentences_total_p50": statistics.median(plain_total),
         "cold_rag_ask_median": statistics.median(cold),
         "cold_import_floor_median": statistics.median(floor),
         "asks": len(stages["total"]),
     }
+    report["total_over_without_sentences_p50"] = report["total_p50"] / report["baseline_without_sentences_total_p50"]
     report["retrieval_over_embed_p50"] = report["retrieval_p50"] / report["embed_query_p50"]
     report["cold_over_floor"] = report["cold_rag_ask_median"] / report["cold_import_floor_median"]
     if args.json:
@@ -105,6 +120,10 @@ def main() -> None:
     print(
         f"  a session of {len(questions)} questions, remembering: total p50 {report['session_total_p50']:.3f}   "
         f"p95 {report['session_total_p95']:.3f}"
+    )
+    print(
+        f"  baseline: the same store without sentence vectors, total p50 "
+        f"{report['baseline_without_sentences_total_p50']:.3f} (ratio {report['total_over_without_sentences_p50']:.2f})"
     )
     print(
         f"  baseline: embedding the question alone p50 {report['embed_query_p50']:.3f} "

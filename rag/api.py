@@ -16,7 +16,7 @@ from rag.chunking import Chunker
 from rag.citations import Checked, check, is_decline, with_markers
 from rag.confidence import weigh
 from rag.config import Settings, load_settings
-from rag.embedding import Embedder, embedder_name, load_embedder
+from rag.embedding import Embedder, StoredSentences, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError, StoreError
 from rag.evidence import excerpts
 from rag.formats import Options
@@ -147,11 +147,16 @@ class Pipeline:
         self._retriever: Retriever | None = None
         self._answerers: dict[str, Answerer] = {}
         self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
 
     @property
     def embedder(self) -> Embedder:
-        """The embedding model (loaded on first use)."""
-        return load_embedder(self.settings)
+        """The embedding model (loaded on first use), reading the sentence vectors the catalogue stores first."""
+        if self._embedder is None:
+            self._embedder = StoredSentences(
+                load_embedder(self.settings), lambda keys: self.retriever.catalogue.sentence_vectors(keys)
+            )
+        return self._embedder
 
     @property
     def retriever(self) -> Retriever:

@@ -56,12 +56,22 @@ CREATE INDEX IF NOT EXISTS files_file ON files (file);
 CREATE TABLE IF NOT EXISTS record_keys (key TEXT NOT NULL, file TEXT NOT NULL, paper_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS record_keys_key ON record_keys (key);
 CREATE INDEX IF NOT EXISTS record_keys_paper ON record_keys (paper_id);
+CREATE TABLE IF NOT EXISTS sentences (paper_id TEXT NOT NULL, key BLOB NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS sentences_key ON sentences (key);
+CREATE INDEX IF NOT EXISTS sentences_paper ON sentences (paper_id);
 """
 # How long a reader waits for an ingest's write to commit before SQLite reports the database busy.
 BUSY_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 # Raised when the tables change: a catalogue written with other tables is rebuilt from the store when opened.
 CATALOGUE_SCHEMA = "3"
+# A stored sentence's vector: (paper id, key from `embedding.sentence_key`, float16 bytes).
+SentenceRow = tuple[str, bytes, bytes]
+# Values bound in one `IN (...)` (below the 999 variables older SQLite builds allow).
+_IN_BATCH = 500
+# The meta key saying whether every stored paper has its sentence vectors ("all"), and the papers that have not.
+SENTENCES_FLAG = "sentences"
+_NO_SENTENCES = "NOT EXISTS (SELECT 1 FROM sentences WHERE sentences.paper_id = papers.paper_id)"
 # Longest author name looked up from a question, in words.
 MAX_NAME_WORDS = 6
 _EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w.]+$|'s$|’s$")
@@ -156,6 +166,9 @@ class Catalogue:
                 titles.update({item.paper.paper_id: item.paper.title or "" for item in page})
             for rows in store.chunk_pages():
                 self.lexical.add((row, titles[row.paper_id]) for row in rows if row.paper_id in titles)
+            # sentence vectors are not in the store: those of papers still stored are kept
+            self._db.execute("DELETE FROM sentences WHERE paper_id NOT IN (SELECT paper_id FROM papers)")
+            self._db.execute("DELETE FROM meta WHERE key = ?", (SENTENCES_FLAG,))
             self.mark(current)
         return True
 
@@ -163,13 +176,19 @@ class Catalogue:
         """A context in which every write commits together, or none does."""
         return _Transaction(self._db, self.path)
 
-    def add(self, entries: Sequence[Entry], chunks: Iterable[ChunkRow]) -> None:
-        """Add or replace papers with their chunks."""
+    def add(self, entries: Sequence[Entry], chunks: Iterable[ChunkRow], sentences: Iterable[SentenceRow] = ()) -> None:
+        """Add or replace papers with their chunks, and the vectors of their chunks' sentences."""
         with self._lock, self.transaction():
             self.remove(paper.paper_id for paper, _ in entries)
             self._add_papers(entries)
             titles = {paper.paper_id: paper.title or "" for paper, _ in entries}
             self.lexical.add((row, titles[row.paper_id]) for row in chunks)
+            self.add_sentences(sentences)
+
+    def add_sentences(self, sentences: Iterable[SentenceRow]) -> None:
+        """Store sentence vectors (paper id, key, float16 bytes) beside their papers."""
+        with self._lock, self.transaction():
+            self._db.executemany("INSERT INTO sentences VALUES (?, ?, ?)", sentences)
 
     def update(self, entries: Sequence[Entry]) -> None:
         """Replace the records of papers whose text is unchanged (their chunks are kept; a title change re-embeds
@@ -183,6 +202,7 @@ class Catalogue:
         ids = list(paper_ids)
         with self._lock, self.transaction():
             self._delete_rows(ids)
+            self._db.executemany("DELETE FROM sentences WHERE paper_id = ?", [(i,) for i in ids])
             self.lexical.remove_papers(ids)
 
     def _delete_rows(self, ids: Sequence[str]) -> None:
@@ -229,6 +249,41 @@ class Catalogue:
 
     # --- reading -----------------------------------------------------------------------------------------------
 
+    def sentence_vectors(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The stored vectors (float16 bytes) of the sentences with these keys, where known."""
+        found: dict[bytes, bytes] = {}
+        with self._lock:
+            for start in range(0, len(keys), _IN_BATCH):
+                part = keys[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(part))
+                found.update(self._db.execute(f"SELECT key, vector FROM sentences WHERE key IN ({marks})", part))
+        return found
+
+    def count_without_sentences(self) -> int:
+        """How many papers have no sentence vectors stored."""
+        with self._lock:
+            return int(self._db.execute(f"SELECT count(*) FROM papers WHERE {_NO_SENTENCES}").fetchone()[0])
+
+    def chunks_without_sentences(self, after: str, limit: int) -> list[ChunkRow]:
+        """The chunks of the next `limit` papers (by id, after `after`) that have no sentence vectors stored."""
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT chunk_id, paper_id, start, "end", text FROM chunks WHERE paper_id IN (SELECT paper_id '
+                f"FROM papers WHERE paper_id > ? AND {_NO_SENTENCES} ORDER BY paper_id LIMIT ?) "
+                "ORDER BY paper_id, start",
+                (after, limit),
+            )
+            return [ChunkRow(*row) for row in rows]
+
+    def flag(self, key: str) -> str | None:
+        """A value the catalogue keeps about itself."""
+        return self._meta(key)
+
+    def set_flag(self, key: str, value: str) -> None:
+        """Keep a value about the catalogue."""
+        with self._lock, self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def holders(self, keys: Iterable[str]) -> set[str]:
         """The ids of the stored papers with a record holding any of `keys`."""
         return {paper_id for _, _, paper_id in self.holding(keys)}
@@ -237,8 +292,8 @@ class Catalogue:
         """(key, file, paper id) of each stored record holding one of `keys`."""
         wanted = list(dict.fromkeys(keys))
         out: list[tuple[str, str, str]] = []
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
+        for start in range(0, len(wanted), _IN_BATCH):
+            batch = wanted[start : start + _IN_BATCH]
             marks = ", ".join("?" * len(batch))
             with self._lock:
                 query = f"SELECT key, file, paper_id FROM record_keys WHERE key IN ({marks})"
@@ -249,8 +304,8 @@ class Catalogue:
         """The given papers, by id; ids not in the catalogue are left out."""
         ids = list(dict.fromkeys(paper_ids))
         out: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
+        for start in range(0, len(ids), _IN_BATCH):
+            batch = ids[start : start + _IN_BATCH]
             marks = ", ".join("?" * len(batch))
             for pid, data in self._db.execute(f"SELECT paper_id, paper FROM papers WHERE paper_id IN ({marks})", batch):
                 out[pid] = Paper.model_validate_json(data)

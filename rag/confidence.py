@@ -4,12 +4,11 @@ best paper states the thing the question asks for, fitted on the development que
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.question import asked_for, asks_quantity, asks_several, named_terms, question_parts
-from rag.text import content_stems, numbers, sentence_spans
+from rag.text import content_stems, mentions, numbers, sentence_spans
 from rag.types import Passage
 
 # The fitted model: P(answerable) = sigmoid(INTERCEPT + Σ WEIGHTS[f] · feature f). The weights are fitted by
@@ -99,20 +98,6 @@ def names_found(question: str, passages: Sequence[Passage]) -> float:
     held = [p for p in passages if several or p.paper_id == best]
     text = " ".join([*dict.fromkeys(p.paper.title or "" for p in held), *(p.text for p in held)])
     return sum(mentions(text, name) for name in names) / len(names)
-
-
-def mentions(text: str, name: str) -> bool:
-    """Whether `text` mentions `name`: the word itself in any case (a plural "GPUs" as "GPU"), an acronym inside a
-    longer one ("GAN" in "ACGAN"), or an acronym spelled out by the initials of consecutive words ("LLM": "large
-    language model")."""
-    stem = name.rstrip("s")
-    if re.search(rf"(?<![^\W_]){re.escape(stem)}", text, re.I) or (stem.isupper() and stem in text):
-        return True
-    capitals = [c.casefold() for c in name if c.isupper()]
-    if len(capitals) < 2 or len(capitals) != sum(c.isalpha() for c in stem):
-        return False
-    initials = "".join(word[0] for word in re.findall(r"[^\W_]+", text.casefold()))
-    return "".join(capitals) in initials
 
 
 def weigh(question: str, passages: Sequence[Passage]) -> Evidence:

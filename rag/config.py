@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         description="Ingest embeds with the local model in two child processes, while this one writes the batch "
         "before (when there is more than one batch); off, it embeds and writes in turn.",
     )
+    store_sentences: bool = Field(
+        default=True,
+        description="Ingest also embeds every chunk's sentences and keeps their vectors in the catalogue (float16, "
+        "768 bytes each), so that ranking a question's passage sentences reads them instead of running the model.",
+    )
     backend: Literal["auto", "extractive", "openai", "local"] = Field(
         default="auto",
         description="Who writes answers: `extractive` (offline, no LLM), `openai` (an OpenAI-compatible endpoint), "

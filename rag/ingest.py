@@ -20,22 +20,24 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.catalogue import Catalogue, open_catalogue
+from rag.catalogue import SENTENCES_FLAG, Catalogue, SentenceRow, open_catalogue
 from rag.chunking import Chunker, embedding_text
+from rag.citations import paper_header
 from rag.config import Settings
 from rag.corpus import collect_files, merge_paper
-from rag.embedding import Embedder, embedder_name, load_embedder
+from rag.embedding import Embedder, embedder_name, load_embedder, packed, sentence_key
 from rag.errors import IngestError
 from rag.formats import Options, read_records, with_format
 from rag.identity import TITLE, assign, keys, slot
 from rag.lexical import ChunkRow
 from rag.store import PaperWrite, Store, StoredPaper, open_store
+from rag.text import sentence_spans
 from rag.types import Chunk, Paper, PaperRecord, ParseProblem
 from rag.worker import EmbeddingPool, embedding_pool
 from rag.writers import Lease, file_lock, leased
@@ -235,6 +237,7 @@ def ingest(
         for window in _windows(files, options, report, unreadable, progress):
             run.apply(window)
         run.replace()
+        run.fill_sentences()
         if prune:
             run.prune(unreadable | {problem.file for problem in report.problems})
         run.finish()
@@ -410,15 +413,29 @@ class _Run:
 
     def _write(self, items: list[tuple[Paper, list[PaperRecord]]], embedding: _InProcess | EmbeddingPool) -> None:
         """Chunk, embed and store papers in batches, each committed before the next; a batch is chunked and
-        written while the next is embedded. `embed` in the report is the time spent waiting for vectors."""
+        written while the next is embedded. `embed` in the report is the time spent waiting for vectors. The
+        chunks' sentences are embedded with them, so that a question ranks them without running the model."""
         report, settings = self.report, self.settings
         if self.progress:
             self.progress("embed", self.done, self.planned)
+        if not settings.store_sentences:
+            self.catalogue.set_flag(SENTENCES_FLAG, "")  # these papers' sentences are not stored
         batches = [items[i : i + settings.ingest_batch] for i in range(0, len(items), settings.ingest_batch)]
         previous: list[tuple[Paper, list[PaperRecord], list[Chunk]]] = []
+        previous_sentences: list[tuple[str, str]] = []
         for batch in [*batches, []]:
             tick = time.perf_counter()
             chunked = [(paper, rows, self.chunker.chunk(paper)) for paper, rows in batch]
+            # the chunks' sentences, and the record lines a citation check reads beside them ("Title: ...")
+            sentences = (
+                chunk_sentences(
+                    (paper.paper_id, text)
+                    for paper, _, chunks in chunked
+                    for text in [paper_header(paper), *(chunk.text for chunk in chunks)]
+                )
+                if settings.store_sentences
+                else []
+            )
             report.seconds["chunk"] += time.perf_counter() - tick
             vectors: list[list[float]] = []
             if previous:
@@ -426,18 +443,56 @@ class _Run:
                 vectors = embedding.result()
                 report.seconds["embed"] += time.perf_counter() - tick
             if chunked:
-                embedding.submit([embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks])
+                texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
+                embedding.submit(texts + list(dict.fromkeys(text for _, text in sentences)))
             if previous:
                 tick = time.perf_counter()
                 if self.lease is not None:
                     self.lease.renew()
-                _store(self.store, self.catalogue, previous, vectors, self.chunker)
+                n_chunks = sum(len(chunks) for _, _, chunks in previous)
+                rows = self._sentence_rows(previous_sentences, vectors[n_chunks:])
+                _store(self.store, self.catalogue, previous, vectors[:n_chunks], self.chunker, rows)
                 report.seconds["store"] += time.perf_counter() - tick
-                report.chunks_embedded += len(vectors)
+                report.chunks_embedded += n_chunks
                 self.done += len(previous)
                 if self.progress:
                     self.progress("embed", self.done, self.planned)
-            previous = chunked
+            previous, previous_sentences = chunked, sentences
+
+    def _sentence_rows(self, sentences: list[tuple[str, str]], vectors: list[list[float]]) -> list[SentenceRow]:
+        """(paper id, key, vector) of each sentence, from the vectors of the distinct texts in their order."""
+        name = embedder_name(self.settings)
+        by_text = dict(zip(dict.fromkeys(text for _, text in sentences), vectors, strict=True))
+        return [(pid, sentence_key(name, text), packed(by_text[text])) for pid, text in sentences]
+
+    def fill_sentences(self) -> None:
+        """Embed the sentences of stored papers that have none stored (a store ingested before they were kept,
+        or papers another client wrote), a batch at a time; once all have them, the catalogue says so and later
+        runs skip the search."""
+        if not self.settings.store_sentences or self.catalogue.flag(SENTENCES_FLAG) == "all":
+            return
+        missing = self.catalogue.count_without_sentences()
+        after, done = "", 0
+        while missing:
+            chunks = self.catalogue.chunks_without_sentences(after, self.settings.ingest_batch)
+            if not chunks:
+                break
+            tick = time.perf_counter()
+            sentences = chunk_sentences((row.paper_id, row.text) for row in chunks)
+            vectors = load_embedder(self.settings).embed_documents(list(dict.fromkeys(t for _, t in sentences)))
+            self.report.seconds["embed"] += time.perf_counter() - tick
+            self.catalogue.add_sentences(self._sentence_rows(sentences, vectors))
+            after = chunks[-1].paper_id
+            done += len({row.paper_id for row in chunks})
+            if self.progress:
+                self.progress("sentences", min(done, missing), missing)
+        self.catalogue.set_flag(SENTENCES_FLAG, "all")
+
+
+def chunk_sentences(chunks: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(paper id, sentence) of each distinct sentence of each paper's chunks, as a question's ranking reads
+    them (rag/evidence.py)."""
+    return list(dict.fromkeys((pid, text[s:e].strip()) for pid, text in chunks for s, e in sentence_spans(text)))
 
 
 def _repair(store: Store, catalogue: Catalogue, settings: Settings) -> set[str]:
@@ -493,8 +548,9 @@ def _store(
     chunked: list[tuple[Paper, list[PaperRecord], list[Chunk]]],
     vectors: list[list[float]],
     chunker: Chunker,
+    sentences: list[SentenceRow],
 ) -> None:
-    """Write one embedded batch to the store and the catalogue."""
+    """Write one embedded batch to the store and the catalogue, with its sentences' vectors."""
     remaining = iter(vectors)
     writes = [
         PaperWrite(
@@ -516,4 +572,5 @@ def _store(
             for item in writes
             for chunk in item.chunks
         ],
+        sentences,
     )

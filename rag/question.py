@@ -37,8 +37,9 @@ _ONE_WORK = re.compile(
 )
 # A question asking for a quantity is answered only by a sentence that states a number the question does not.
 _QUANTITY = re.compile(
-    r"\bhow (many|much|long|fast|large|big|small|often)\b|\bby how\b|\bwhat (is the |was the )?(percentage|number|"
-    r"accuracy|perplexity|error|ap|score|rate|size|speed|speedup|count|amount|fraction|gain|improvement)\b",
+    r"\bhow (many|much|long|fast|large|big|small|often)\b|\bby how\b|\b(what|which) (is the |was the )?(percentage|"
+    r"number|accuracy|perplexity|error|ap|score|rate|size|speed|speedup|count|amount|fraction|gain|improvement|"
+    r"margin|factor|ratio|reduction|increase|decrease|drop|boost|latency|throughput|f1|bleu|auc)\b",
     re.I,
 )
 # A question asking what something is called, or which thing does something ("Which two-step model first

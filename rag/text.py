@@ -173,14 +173,19 @@ def numbers(text: str) -> set[str]:
 
 def names(text: str) -> set[str]:
     """Words that name something: acronyms and mixed-case words (SSAM, LoRA, CIFAR-10), not sentence-initial
-    capitals."""
-    out = set()
+    capitals; lower-cased."""
+    return {word.lower() for word in written_names(text)}
+
+
+def written_names(text: str) -> list[str]:
+    """The words `names` finds, as written."""
+    out = []
     for match in _WORD.finditer(text):
         word = match.group(0)
         letters = [c for c in word if c.isalpha()]
         inner_upper = sum(c.isupper() for c in letters[1:])
         if len(letters) >= 2 and (inner_upper >= 1 or (word.isupper() and len(letters) >= 2)):
-            out.add(word.lower())
+            out.append(word)
     return out
 
 
@@ -198,3 +203,17 @@ def quantities(text: str) -> set[str]:
             continue  # an enumeration, "(1) ..."
         found.add(match.group(0).replace(",", ""))
     return found
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` mentions `name`: the word itself in any case (a plural "GPUs" as "GPU"), an acronym inside a
+    longer one ("GAN" in "ACGAN"), or an acronym spelled out by the initials of consecutive words ("LLM": "large
+    language model")."""
+    stem = name.rstrip("s")
+    if re.search(rf"(?<![^\W_]){re.escape(stem)}", text, re.I) or (stem.isupper() and stem in text):
+        return True
+    capitals = [c.casefold() for c in name if c.isupper()]
+    if len(capitals) < 2 or len(capitals) != sum(c.isalpha() for c in stem):
+        return False
+    initials = "".join(word[0] for word in re.findall(r"[^\W_]+", text.casefold()))
+    return "".join(capitals) in initials

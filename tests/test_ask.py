@@ -12,7 +12,6 @@ import pytest
 import rag
 from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
-from rag.confidence import mentions
 from rag.config import Settings
 from rag.errors import QuestionError
 from rag.question import (
@@ -26,7 +25,7 @@ from rag.question import (
 )
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
-from rag.text import quantities
+from rag.text import mentions, quantities
 from rag.types import Answer, Filters
 from tests.conftest import quoted_from, run_rag
 
@@ -123,6 +122,27 @@ def test_a_question_asking_which_thing_gets_the_sentence_that_names_it(pipe: Pip
     }
 
 
+def test_a_name_the_question_spells_out_is_not_the_name_it_asks_for(pipe: Pipeline) -> None:
+    # The paper's sentences name "KD" (the question's "knowledge distillation") before the framework's own name.
+    answer = pipe.ask(
+        "What is the name of the framework that searches, without training, for the student architecture best "
+        "suited to a given teacher in knowledge distillation?"
+    )
+    assert_well_formed(answer)
+    assert "DisWOT" in answer.text and "(KD)" not in answer.text
+
+
+def test_an_abstracts_opening_sentence_gives_way_to_what_the_paper_found(pipe: Pipeline) -> None:
+    # The opening sentence ("ChatGPT shows remarkable capabilities for machine translation") matches the question
+    # best, and says nothing the paper found.
+    answer = pipe.ask(
+        "What did the work examining how well ChatGPT translates find when it was asked to reason step by step?"
+    )
+    assert_well_formed(answer)
+    assert "remarkable capabilities" not in answer.text
+    assert {c.title for c in answer.citations} == {"Towards Making the Most of ChatGPT for Machine Translation"}
+
+
 @pytest.mark.parametrize(
     ("question", "name", "quantity"),
     [
@@ -132,6 +152,8 @@ def test_a_question_asking_which_thing_gets_the_sentence_that_names_it(pipe: Pip
         ("Which version of Adam compresses traffic both ways?", True, False),
         ("What accuracy does the model reach on ImageNet?", False, True),
         ("How many whole-slide images did the network train on?", False, True),
+        ("By what margin does the pruned network beat the dense one?", False, True),
+        ("What latency does the compressed network reach on a phone?", False, True),
         ("Why does pruning hurt calibration?", False, False),
     ],
 )

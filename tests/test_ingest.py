@@ -292,3 +292,92 @@ def test_an_ingest_leaves_few_index_records_for_the_next_process_to_insert_again
                 "SELECT COUNT(*) FROM embeddings_queue WHERE topic = ? AND seq_id > ?", (topic, written[segment])
             ).fetchone()
             assert waiting < HNSW["sync_threshold"], (segment, waiting)
+
+
+def stored_sentences(settings: Settings) -> dict[str, set[bytes]]:
+    """The keys of the sentence vectors the catalogue stores, by paper."""
+    from rag.catalogue import open_catalogue
+
+    catalogue = open_catalogue(settings)
+    by_paper: dict[str, set[bytes]] = {}
+    for pid, key in catalogue._db.execute("SELECT paper_id, key FROM sentences"):
+        by_paper.setdefault(pid, set()).add(key)
+    catalogue.close()
+    return by_paper
+
+
+def sentence_keys(settings: Settings, texts: list[str]) -> set[bytes]:
+    from rag.embedding import sentence_key
+    from rag.text import sentence_spans
+
+    name = embedder_name(settings)
+    return {sentence_key(name, text[s:e].strip()) for text in texts for s, e in sentence_spans(text)}
+
+
+def test_sentence_vectors_are_stored_with_their_papers_filled_in_for_older_stores_and_dropped_with_them(
+    corpus: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.catalogue import Catalogue, open_catalogue
+
+    without = settings.model_copy(update={"store_sentences": False})
+    rag.ingest([corpus], settings=without)  # a store ingested before sentence vectors were kept
+    assert stored_sentences(settings) == {}
+
+    report = rag.ingest([corpus], settings=settings)  # nothing new to embed: the sentences are filled in
+    assert report.chunks_embedded == 0
+    by_paper = stored_sentences(settings)
+    store = store_of(settings)
+    rows = store.chunk_rows()
+    papers = {meta["paper_id"] for _, _, meta in rows}
+    assert set(by_paper) == papers and len(papers) == 61
+    for pid in papers:
+        assert by_paper[pid] == sentence_keys(settings, [text for _, text, meta in rows if meta["paper_id"] == pid])
+    assert open_catalogue(settings).flag("sentences") == "all"
+
+    # once every paper has them, a run does not look for papers without them
+    def fail(self: Catalogue) -> int:
+        raise AssertionError("searched for papers without sentence vectors")
+
+    monkeypatch.setattr(Catalogue, "count_without_sentences", fail)
+    path = corpus / SEED["000"].name
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[0] = lines[0].replace(" the ", " this ", 1)
+    path.write_text("\n".join(lines[:-1]), encoding="utf-8")  # one abstract edited, the last one dropped
+    assert rag.ingest([corpus], settings=settings, prune=True).removed == 1
+    papers_now, rows = snapshot(settings)
+    by_paper = stored_sentences(settings)
+    assert set(by_paper) == set(papers_now) and len(papers_now) == 60
+    assert rag.types.paper_id_for(lines[-1]) not in by_paper
+    edited = rag.types.paper_id_for(lines[0])
+    assert edited in by_paper
+    assert by_paper[edited] == sentence_keys(settings, [text for _, text, meta in rows if meta["paper_id"] == edited])
+
+
+def test_a_questions_passage_sentences_are_read_from_the_stored_vectors_not_embedded(
+    full_store, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from rag.text import sentence_spans
+
+    pipe = rag.Pipeline(full_store[0])
+    inner = pipe.embedder.embedder  # type: ignore[attr-defined]
+    embedded: list[str] = []
+    real = inner.embed_texts
+
+    def recording(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(inner, "embed_texts", recording)
+    question = "Which papers here merge fine-tuned models, and how do their methods differ?"
+    answer = pipe.ask(question, backend="extractive")
+    assert answer.origin == "draft" and answer.citations
+    sentences = {p.text[s:e].strip() for p in answer.passages for s, e in sentence_spans(p.text)}
+    assert len(sentences) > 20
+    assert question in embedded and not sentences & set(embedded)  # the claims and the question, no passage's
+    # the stored vectors are the model's own, within float16's rounding
+    sample = sorted(sentences)[:12]
+    stored = np.array(pipe.embedder.embed_texts(sample))
+    fresh = np.array(real(sample))
+    assert float((stored * fresh).sum(axis=1).min()) > 0.999

@@ -13,7 +13,7 @@ from rag.evidence import Sentence, answering_parts, rank_sentences
 from rag.question import asked_count, asked_for, asks_name, asks_quantity, asks_several, question_parts
 from rag.readable import lead_sentence, readable, short_name
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import INTRODUCES, OWN_WORK, content_stems, names, numbers, quantities
+from rag.text import INTRODUCES, OWN_WORK, content_stems, mentions, names, numbers, quantities, written_names
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
@@ -167,10 +167,14 @@ def _counting(count: str, chosen: list[Sentence], same: list[Sentence]) -> Sente
 def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
     """The paper's sentence that names what the question asks for, when no chosen sentence names it: the names
     the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
-    does not hold. Among the sentences holding one, one that introduces it comes first, then the most relevant."""
-    asked = names(question)
-    introduced = {n for c in same + chosen if INTRODUCES.search(c.text) for n in names(c.text)} - asked
-    wanted = introduced or {n for c in same + chosen for n in names(c.text)} - asked
+    does not use or spell out. Among the sentences holding one, one that introduces it comes first, then the most
+    relevant."""
+
+    def new(sentences: list[Sentence]) -> set[str]:  # not one the question uses or spells out (KD: "knowledge ...")
+        return {n.lower() for c in sentences for n in written_names(c.text) if not mentions(question, n)}
+
+    introduced = new([c for c in same + chosen if INTRODUCES.search(c.text)])
+    wanted = introduced or new(same + chosen)
     if not wanted or any(names(c.text) & wanted for c in chosen):
         return None
     texts = {c.text for c in chosen}
