@@ -1,15 +1,11 @@
 """Question answering over machine-learning paper abstracts, with every sentence cited."""
 
-from rag.config import apply_offline_environment
-
-apply_offline_environment()
-
-from rag.answerers import Turn  # noqa: E402
-from rag.api import Pipeline, StoreStats, ask, ingest, list_papers, pipeline, store_stats  # noqa: E402
-from rag.citations import SUPPORT_THRESHOLD, Support, judge_claim, paper_header, parse_markers, split_answer  # noqa: E402
-from rag.config import Settings, load_settings  # noqa: E402
-from rag.embedding import Embedder  # noqa: E402
-from rag.errors import (  # noqa: E402
+from rag.answerers import Turn
+from rag.api import Pipeline, StoreStats, ask, ingest, list_papers, pipeline, store_stats
+from rag.citations import SUPPORT_THRESHOLD, Support, judge_claim, paper_header, parse_markers, split_answer
+from rag.config import Settings, load_settings
+from rag.embedding import Embedder
+from rag.errors import (
     ConfigError,
     EmbeddingError,
     IngestError,
@@ -23,10 +19,10 @@ from rag.errors import (  # noqa: E402
     RagError,
     StoreError,
 )
-from rag.ingest import IngestReport  # noqa: E402
-from rag.readable import readable, short_name  # noqa: E402
-from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE  # noqa: E402
-from rag.types import (  # noqa: E402
+from rag.ingest import IngestReport
+from rag.readable import readable, short_name
+from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
+from rag.types import (
     Answer,
     AnswerSentence,
     Chunk,

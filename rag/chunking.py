@@ -3,7 +3,11 @@ cl100k tokens counted by tiktoken."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import threading
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.types import Chunk, Paper
@@ -13,6 +17,31 @@ if TYPE_CHECKING:
     from llama_index.core.node_parser import SentenceSplitter
 
 TOKEN_ENCODING = "cl100k_base"
+_ENVIRONMENT = threading.Lock()
+
+
+def tiktoken_encoding(model: str | None = None) -> tiktoken.Encoding:
+    """tiktoken's encoding for `model` (cl100k when tiktoken does not know it), read from the BPE files that
+    llama-index-core ships: tiktoken downloads them unless TIKTOKEN_CACHE_DIR names a cache, so it names that one
+    while the encoding loads (as llama-index does), and no longer: the caller's environment is left as it was."""
+    import tiktoken
+
+    spec = importlib.util.find_spec("llama_index.core")
+    bundled = Path(spec.origin).parent / "_static" / "tiktoken_cache" if spec and spec.origin else None
+    with _ENVIRONMENT:
+        pointed = bundled is not None and "TIKTOKEN_CACHE_DIR" not in os.environ
+        if pointed:
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
+        try:
+            if model is not None:
+                try:
+                    return tiktoken.encoding_for_model(model)
+                except KeyError:
+                    pass
+            return tiktoken.get_encoding(TOKEN_ENCODING)
+        finally:
+            if pointed:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
 
 
 class Chunker:
@@ -29,9 +58,7 @@ class Chunker:
 
     @cached_property
     def _encoding(self) -> tiktoken.Encoding:
-        import tiktoken
-
-        return tiktoken.get_encoding(TOKEN_ENCODING)
+        return tiktoken_encoding()
 
     @cached_property
     def _splitter(self) -> SentenceSplitter:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from rag import api
-from rag.config import load_settings
+from rag.config import apply_offline_environment, load_settings
 from rag.errors import RagError
 from rag.formats import FORMATS, Options
 
@@ -42,6 +42,7 @@ def user_errors(command: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Ask questions of a collection of machine-learning paper abstracts."""
+    apply_offline_environment()  # this process is the program's own
 
 
 @main.command()

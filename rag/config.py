@@ -42,18 +42,12 @@ DEFAULT_LOCAL_PASSAGE_TOKENS = 1200
 
 
 def apply_offline_environment() -> None:
-    """Point every library at what is on disk so that nothing reaches for the network.
-
-    tiktoken downloads its BPE files unless TIKTOKEN_CACHE_DIR names a cache; llama-index-core ships one.
-    Hugging Face libraries look models up on the hub unless told they are offline. Chroma and Gradio send
-    telemetry unless told not to. Values the user set are kept.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_index.core")
-    if spec is not None and spec.origin is not None:
-        cache = Path(spec.origin).parent / "_static" / "tiktoken_cache"
-        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+    """Tell the libraries of this program's own processes (the CLI, the UI, an ingest's embedding children) not to
+    reach for the network: Hugging Face libraries look models up on the hub unless told they are offline, Chroma
+    and Gradio send telemetry unless told not to. Values the user set are kept. `import rag` calls nothing of
+    this: a library user's process keeps its environment, and the library passes what it needs where it loads
+    (a local model path with local_files_only, Chroma's anonymized_telemetry, tiktoken's cache in
+    rag/chunking.py)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

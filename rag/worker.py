@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from rag.config import apply_offline_environment
 from rag.errors import EmbeddingError
 
 
@@ -207,4 +208,5 @@ def close_pool() -> None:
 def main(args: list[str]) -> None:
     """The child's entry point: socket fd, batch size, precision, models folder ("" for none), threads."""
     fd, batch, precision, cache, threads = args
+    apply_offline_environment()
     _serve(Connection(int(fd)), int(batch), precision, Path(cache) if cache else None, int(threads))

@@ -94,6 +94,31 @@ def test_answering_a_question_loads_neither_torch_nor_sentence_transformers(full
     assert done.stdout.strip() == "[]"
 
 
+def test_the_library_leaves_its_callers_environment_as_it_was(full_store) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    # import, chunk (tiktoken's files come from llama-index-core's cache) and answer, in a clean environment
+    script = (
+        "import os, rag\n"
+        "before = dict(os.environ)\n"
+        "from rag.chunking import Chunker\n"
+        "assert Chunker(64).count_tokens('Merging fine-tuned models.') > 3\n"
+        "assert rag.ask('How does Fisher merging weight the parameters?').citations\n"
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))\n"
+    )
+    env = {"RAG_HOME": str(full_store[0].home), "RAG_MODELS_DIR": os.environ["RAG_MODELS_DIR"], "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    check = "import os, rag; print(sorted(k for k in os.environ if k.startswith(('HF_', 'TRANSFORMERS_'))))"
+    imported = subprocess.run(
+        [sys.executable, "-c", check], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True
+    )
+    assert imported.stdout.strip() == "[]"
+
+
 def test_answering_embeds_each_text_once_and_remembers_only_the_last_ones(full_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import rag
     from rag.catalogue import Catalogue

@@ -41,12 +41,9 @@ class OpenAIChat:
         self.endpoint = str(self._client.base_url).rstrip("/")
 
     def _encoding(self):  # type: ignore[no-untyped-def]
-        import tiktoken
+        from rag.chunking import tiktoken_encoding
 
-        try:
-            return tiktoken.encoding_for_model(self.model)
-        except KeyError:
-            return tiktoken.get_encoding("cl100k_base")
+        return tiktoken_encoding(self.model)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Tokens of the messages by tiktoken (the model's own encoding where tiktoken knows it), with a few
