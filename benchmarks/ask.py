@@ -31,6 +31,9 @@ import rag
 from rag.api import Pipeline
 from rag.config import Settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from page import printed
+
 RAG_BIN = Path(sys.executable).parent / "rag"
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
 COLD_QUESTION = "Which papers here merge fine-tuned models, and how do their methods differ?"
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument(
         "--questions", type=Path, default=QUESTIONS, help="a question file (default: the development set)"
     )
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines()]
     with tempfile.TemporaryDirectory() as base:
@@ -114,11 +118,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"warm ask(), extractive, {report['asks']} questions ({len(questions)} × {args.runs}), memory emptied")
+    with printed("ask", args.page):
+        show(report, len(questions), args.runs)
+
+
+def show(report: dict[str, float], questions: int, runs: int) -> None:
+    print(f"warm ask(), extractive, {report['asks']} questions ({questions} × {runs}), memory emptied")
     for stage in ("retrieval", "answer", "check", "total"):
         print(f"  {stage:<9} p50 {report[f'{stage}_p50']:.3f}   p95 {report[f'{stage}_p95']:.3f}")
     print(
-        f"  a session of {len(questions)} questions, remembering: total p50 {report['session_total_p50']:.3f}   "
+        f"  a session of {questions} questions, remembering: total p50 {report['session_total_p50']:.3f}   "
         f"p95 {report['session_total_p95']:.3f}"
     )
     print(
@@ -130,7 +139,7 @@ def main() -> None:
         f"(retrieval / baseline = {report['retrieval_over_embed_p50']:.1f})"
     )
     print(
-        f"cold `rag ask` (process start to printed answer), median of {args.runs}: "
+        f"cold `rag ask` (process start to printed answer), median of {runs}: "
         f"{report['cold_rag_ask_median']:.2f} s; baseline: a process importing chromadb and onnxruntime "
         f"{report['cold_import_floor_median']:.2f} s (ratio {report['cold_over_floor']:.2f})"
     )

@@ -10,8 +10,8 @@ the first passage is from a gold paper, over the answerable questions the rerank
 `--sentences N` has the model read each paper's title and N best sentences instead of the whole abstract
 (rag.rerank.readings); `--also FILE` reports a further question set (say, independent questions) beside the test
 half, never fitted on. Only passages within REACH of the best are read: none further behind ever overtook the
-first (README, "Reranking"). `--cache` keeps the model's likelihoods in a JSON file (a second per passage), so
-a second run only refits."""
+first (docs/answering.md, "Reranking"). `--cache` keeps the model's likelihoods in a JSON file (a second per
+passage), so a second run only refits."""
 
 from __future__ import annotations
 

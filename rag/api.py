@@ -174,6 +174,12 @@ class Pipeline:
                 self._answerers[backend] = make_answerer(backend, self.settings, self.embedder)
             return self._answerers[backend]
 
+    def add_answerer(self, name: str, answerer: Answerer) -> None:
+        """Answer with `answerer` when `ask` is given backend `name`: a model the program does not make itself,
+        such as a llama-index LLM (rag.llamaindex). Its drafts are checked and fall back as any model's."""
+        with self._lock:
+            self._answerers[name] = answerer
+
     def warm(self) -> None:
         """Get ready to answer many questions quickly (for the UI and evaluation runs): open the store and load
         the embedding model's fastest form, torch, which a single question does without (it costs seconds)."""
@@ -215,8 +221,8 @@ class Pipeline:
         if k < 1:
             raise QuestionError(f"k={k}: ask for at least one passage")
         chosen = backend or self.settings.resolved_backend
-        if chosen not in BACKENDS:
-            raise ConfigError(f"backend {chosen!r}: use one of {', '.join(BACKENDS)}")
+        if chosen not in BACKENDS and chosen not in self._answerers:
+            raise ConfigError(f"backend {chosen!r}: use one of {', '.join([*BACKENDS, *self._answerers])}")
         turns = [_turn(item) for item in history or []]
         timings: dict[str, float] = {}
 

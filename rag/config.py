@@ -25,7 +25,7 @@ DEFAULT_CHUNK_OVERLAP = 0
 DEFAULT_EMBED_BATCH = 32
 # Papers embedded and written per store transaction: the unit an interrupted ingest can lose and redo. The model
 # sorts a batch's chunks by length before padding them: with 16 papers (about 50 chunks) the embed stage took 1.2x
-# as long as with 128 (README, "Benchmarks").
+# as long as with 128 (docs/benchmarks.md).
 DEFAULT_INGEST_BATCH = 128
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
 DEFAULT_LLM_TIMEOUT = 60.0
@@ -37,7 +37,7 @@ DEFAULT_LLM_MAX_TOKENS = 512
 DEFAULT_LOCAL_CONTEXT = 4096
 DEFAULT_LOCAL_MAX_TOKENS = 160
 # A small model reads about 200 tokens a second on 2 cores and loses the thread in long prompts: it is given the
-# best passages up to this many tokens (README, "The local model").
+# best passages up to this many tokens (docs/local-model.md).
 DEFAULT_LOCAL_PASSAGE_TOKENS = 1200
 
 

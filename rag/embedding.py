@@ -137,7 +137,7 @@ class StoredSentences:
             warm()
 
 
-# The export must reproduce the torch model's vectors (README, "Scale": 0.9999999 on the corpus chunks).
+# The export must reproduce the torch model's vectors (docs/benchmarks.md).
 ONNX_MIN_COSINE = 0.999
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json); tokenizer.json says 128
 _PROBES = (
@@ -387,8 +387,7 @@ def _resolve_precision(precision: str) -> str:
     """`auto` becomes the half precision whose matrix products the CPU's AMX units compute: float16 with AMX-FP16
     (vectors within 2e-6 cosine of float32), else bfloat16 with AMX-BF16 or AVX512-BF16 (within 1e-4), else
     float32. AVX512-FP16 alone is not enough: on a Sapphire Rapids CPU (AVX512-FP16 and AMX-BF16, no AMX-FP16),
-    torch's float16 matrix products ran at float32's 315 GFLOP/s and bfloat16's at 2,095 (README, "Ingest
-    speed")."""
+    torch's float16 matrix products ran at float32's 315 GFLOP/s and bfloat16's at 2,095 (docs/benchmarks.md)."""
     if precision != "auto":
         return precision
     import torch

@@ -29,7 +29,7 @@ _BACKGROUND = re.compile(
     re.I,
 )
 # Weights of a sentence's meaning match and word overlap with the question: chosen on the development
-# questions (README, "Answering").
+# questions (docs/answering.md).
 SEMANTIC_WEIGHT = 0.65
 LEXICAL_WEIGHT = 0.35
 # How much a sentence loses for each unit its passage's retrieval score trails the best passage's: the whole

@@ -2,8 +2,8 @@
 abstract (query likelihood, as in UPR, Sachan et al. 2022): the paper whose abstract would make a reader ask this
 question comes first. Run by the model the `local` backend has already loaded; nothing is trained or downloaded.
 
-On the development questions (README, "Reranking"), the bundled 0.5B model puts the right paper first where the
-embedding ranks it second or third behind a paper on the same topic, because the question's particulars ("how
+On the development questions (docs/answering.md, "Reranking"), the bundled 0.5B model puts the right paper first
+where the embedding ranks it second or third behind a paper on the same topic, because the question's particulars ("how
 many parameters", the method's effect) are likely after the right abstract only."""
 
 from __future__ import annotations

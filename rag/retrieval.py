@@ -2,7 +2,7 @@
 BM25 bonus (the catalogue's keyword index), filtered by paper metadata, and grouped per paper so that one
 paper's chunks do not crowd out the others.
 
-Scoring, chosen on the development questions (eval/questions.jsonl; README, "Retrieval"):
+Scoring, chosen on the development questions (eval/questions.jsonl; docs/answering.md):
 
     score = cos(question, chunk) + PAPER_WEIGHT * cos(question, paper)
             + LEXICAL_WEIGHT * min(1, bm25 / LEXICAL_SATURATION)

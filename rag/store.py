@@ -32,7 +32,7 @@ from rag.writers import Lease
 # 2: chunks carry every category their paper is listed under (`categories`), for filters on cross-lists.
 SCHEMA_VERSION = 2
 _PAGE = 2000
-# The HNSW index of new collections (benchmarks/hnsw.py; README, "Scale"). Chroma's defaults (16 neighbours,
+# The HNSW index of new collections (benchmarks/hnsw.py; docs/benchmarks.md). Chroma's defaults (16 neighbours,
 # construction and search ef 100) find 0.22 of the true 10 nearest among 100k random vectors. The search ef is
 # applied to an existing store as well; the graph's neighbours and construction ef are fixed when a collection
 # is made, so a store made with fewer is told how to rebuild (`rag stats`).

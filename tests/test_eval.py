@@ -235,7 +235,7 @@ def test_the_offline_judge_catches_corrupted_claims_and_spares_faithful_ones(ful
     for kind in ("number", "entity", "negation", "other_abstract", "wrong_citation"):
         assert per_kind[kind]["flagged"] >= 27, (kind, per_kind[kind])
     # Made by other means: two names trading places and a blend of two papers' half sentences are often not caught
-    # (README, "Evaluation"); each kind has its own floor, 2 under what was measured (18 and 20 of 30 on 336
+    # (docs/evaluation.md); each kind has its own floor, 2 under what was measured (18 and 20 of 30 on 336
     # papers), so that a judge that stops catching one kind fails here whatever the other does.
     assert per_kind["swapped_relation"]["flagged"] >= 16, per_kind["swapped_relation"]
     assert per_kind["mixed_papers"]["flagged"] >= 18, per_kind["mixed_papers"]

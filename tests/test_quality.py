@@ -34,3 +34,18 @@ def test_mypy_is_clean_on_the_library_with_evaluation_and_ui_as_imported() -> No
     assert checked == len(list((REPO / "rag").rglob("*.py"))) + len(list((REPO / "eval").glob("*.py"))) + len(
         list((REPO / "ui").glob("*.py"))
     ), result.stdout
+
+
+def test_the_readme_is_short_and_every_link_of_the_docs_resolves_to_a_file_of_the_repository() -> None:
+    readme = REPO / "README.md"
+    assert readme.stat().st_size <= 12_000
+    pages = [readme, *sorted((REPO / "docs").glob("*.md"))]
+    linked = set()
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            assert path.is_file() and path.is_relative_to(REPO), f"{page.name}: {target}"
+            linked.add(path)
+    assert {p.resolve() for p in pages[1:]} <= linked  # every docs page is reachable

@@ -36,7 +36,7 @@ _load_lock = threading.Lock()
 def default_threads() -> tuple[int, int]:
     """Threads for generating and for reading the prompt. Reading the prompt is compute-bound and short, so it
     takes every core; generating is bound by memory bandwidth and long, so on a small machine it leaves one core
-    to the web server, retrieval and the embedding model (README, "The local model")."""
+    to the web server, retrieval and the embedding model (docs/local-model.md)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores - 1) if cores <= 4 else cores // 2, cores
 
@@ -61,7 +61,7 @@ class LocalChat:
         self._formatter: Any = None
         # What the reranker reads of each paper: the whole abstract where llama.cpp reads prompts with AVX-512
         # (about twice as fast), else the best sentences (rag.rerank.READ_SENTENCES), which keep a reranked
-        # answer near 11 s on 2 AVX2 cores instead of 15 (README, "The local model").
+        # answer near 11 s on 2 AVX2 cores instead of 15 (docs/local-model.md).
         self.rerank_sentences: int | None = None if _reads_fast() else READ_SENTENCES
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
