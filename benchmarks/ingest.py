@@ -30,6 +30,9 @@ from rag.config import Settings
 from rag.corpus import merge_records, parse_file
 from rag.embedding import load_embedder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from page import printed
+
 RAG_BIN = Path(sys.executable).parent / "rag"
 
 
@@ -109,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
     runs: list[dict[str, float]] = []
     floors: list[float] = []
@@ -140,33 +144,37 @@ def main() -> None:
     median["precision"] = load_embedder(settings).precision  # type: ignore[attr-defined,assignment]
     if args.json:
         print(json.dumps(median, indent=2))
-    papers = median["papers"]
-    print(
-        f"ingest of the shipped corpus: {papers:.0f} papers, {median['chunks']:.0f} chunks; medians of {args.runs} runs"
-    )
-    for stage in ("parse", "chunk", "embed", "store", "total"):
-        seconds = median[stage]
-        print(f"  {stage:<6} {seconds:7.2f} s  {papers / seconds if seconds else float('inf'):9.1f} papers/s")
-    print(
-        f"  baseline: the model alone encoding the same chunks, {median['precision']}: "
-        f"{median['baseline_model_encode']:.2f} s (embed stage / baseline = {median['embed_over_baseline']:.2f}); "
-        f"float32: {median['baseline_model_encode_float32']:.2f} s "
-        f"(embed stage / float32 baseline = {median['embed_over_float32_baseline']:.2f})"
-    )
-    print(
-        f"  before: sentence-transformers' encode under bfloat16 autocast {median['baseline_autocast_bfloat16']:.2f} s "
-        f"({median['model_speedup_over_autocast']:.2f}x the shipped precision's time)"
-    )
-    print(
-        f"  baseline: the same ingest without sentence vectors {median['baseline_total_without_sentences']:.2f} s, "
-        f"embed {median['baseline_embed_without_sentences']:.2f} s (ingest / baseline = "
-        f"{median['total'] / median['baseline_total_without_sentences']:.2f})"
-    )
-    print(f"  whole ingest as a cold `rag ingest` command into an empty store: {median['ingest_cold_command']:.2f} s")
-    print(
-        f"  unchanged re-ingest: {median['reingest_warm']:.2f} s in process, "
-        f"{median['reingest_cold_command']:.2f} s as a cold `rag ingest` command"
-    )
+    with printed("ingest", args.page):
+        papers = median["papers"]
+        print(
+            f"ingest of the shipped corpus: {papers:.0f} papers, {median['chunks']:.0f} chunks; "
+            f"medians of {args.runs} runs"
+        )
+        for stage in ("parse", "chunk", "embed", "store", "total"):
+            seconds = median[stage]
+            print(f"  {stage:<6} {seconds:7.2f} s  {papers / seconds if seconds else float('inf'):9.1f} papers/s")
+        print(
+            f"  baseline: the model alone encoding the same chunks, {median['precision']}: "
+            f"{median['baseline_model_encode']:.2f} s (embed stage / baseline = {median['embed_over_baseline']:.2f}); "
+            f"float32: {median['baseline_model_encode_float32']:.2f} s "
+            f"(embed stage / float32 baseline = {median['embed_over_float32_baseline']:.2f})"
+        )
+        print(
+            "  before: sentence-transformers' encode under bfloat16 autocast "
+            f"{median['baseline_autocast_bfloat16']:.2f} s "
+            f"({median['model_speedup_over_autocast']:.2f}x the shipped precision's time)"
+        )
+        print(
+            f"  baseline: the same ingest without sentence vectors {median['baseline_total_without_sentences']:.2f} s, "
+            f"embed {median['baseline_embed_without_sentences']:.2f} s (ingest / baseline = "
+            f"{median['total'] / median['baseline_total_without_sentences']:.2f})"
+        )
+        cold = median["ingest_cold_command"]
+        print(f"  whole ingest as a cold `rag ingest` command into an empty store: {cold:.2f} s")
+        print(
+            f"  unchanged re-ingest: {median['reingest_warm']:.2f} s in process, "
+            f"{median['reingest_cold_command']:.2f} s as a cold `rag ingest` command"
+        )
 
 
 if __name__ == "__main__":
