@@ -71,8 +71,9 @@ def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings with a fresh, empty RAG_HOME and an embedded store."""
-    return Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None)
+    """Settings with a fresh, empty RAG_HOME and an embedded store, without sentence vectors (half of an ingest's
+    embedding; their own tests, and the shared stores every answering test reads, keep them)."""
+    return Settings(home=tmp_path / "home", chroma_host=None, chroma_port=None, store_sentences=False)
 
 
 @pytest.fixture

@@ -319,9 +319,9 @@ def test_sentence_vectors_are_stored_with_their_papers_filled_in_for_older_store
 ) -> None:
     from rag.catalogue import Catalogue, open_catalogue
 
-    without = settings.model_copy(update={"store_sentences": False})
-    rag.ingest([corpus], settings=without)  # a store ingested before sentence vectors were kept
+    rag.ingest([corpus], settings=settings)  # a store ingested before sentence vectors were kept
     assert stored_sentences(settings) == {}
+    settings = settings.model_copy(update={"store_sentences": True})
 
     report = rag.ingest([corpus], settings=settings)  # nothing new to embed: the sentences are filled in
     assert report.chunks_embedded == 0
