@@ -255,6 +255,7 @@ def test_a_store_made_with_chromas_defaults_keeps_working_with_a_wider_search_an
             embedding_function=None,
             metadata={"hnsw:space": "cosine", "embedder": embedder_name(settings), "schema": 1},
         )
+    client.clear_system_cache()  # as if another process had made it: this one's client is forgotten
     del client
     report = rag.ingest(paths=[SEED["000"]], settings=settings)
     assert report.new == report.papers_total > 0
