@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     )
     store_sentences: bool = Field(
         default=True,
-        description="Ingest also embeds every chunk's sentences and keeps their vectors in the catalogue (float16, "
-        "768 bytes each), so that ranking a question's passage sentences reads them instead of running the model.",
+        description="Ingest also embeds every chunk's sentences with the local model and keeps their vectors in the "
+        "catalogue (float16, 768 bytes each), so that ranking a question's passage sentences reads them instead of "
+        "running the model (not with an embeddings endpoint, which would be sent as many tokens again).",
     )
     backend: Literal["auto", "extractive", "openai", "local"] = Field(
         default="auto",
@@ -163,6 +164,12 @@ class Settings(BaseSettings):
                 f"RAG_CHUNK_OVERLAP={self.chunk_overlap} must be smaller than RAG_CHUNK_TOKENS={self.chunk_tokens}"
             )
         return self
+
+    @property
+    def sentence_vectors(self) -> bool:
+        """Whether ingest stores sentence vectors: with the local model only, since an embeddings endpoint would
+        be sent (and may charge for) as many tokens again."""
+        return self.store_sentences and self.embedding == "local"
 
     @property
     def resolved_backend(self) -> str:

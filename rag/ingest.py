@@ -418,7 +418,7 @@ class _Run:
         report, settings = self.report, self.settings
         if self.progress:
             self.progress("embed", self.done, self.planned)
-        if not settings.store_sentences:
+        if not settings.sentence_vectors:
             self.catalogue.set_flag(SENTENCES_FLAG, "")  # these papers' sentences are not stored
         batches = [items[i : i + settings.ingest_batch] for i in range(0, len(items), settings.ingest_batch)]
         previous: list[tuple[Paper, list[PaperRecord], list[Chunk]]] = []
@@ -433,7 +433,7 @@ class _Run:
                     for paper, _, chunks in chunked
                     for text in [paper_header(paper), *(chunk.text for chunk in chunks)]
                 )
-                if settings.store_sentences
+                if settings.sentence_vectors
                 else []
             )
             report.seconds["chunk"] += time.perf_counter() - tick
@@ -469,7 +469,7 @@ class _Run:
         """Embed the sentences of stored papers that have none stored (a store ingested before they were kept,
         or papers another client wrote), a batch at a time; once all have them, the catalogue says so and later
         runs skip the search."""
-        if not self.settings.store_sentences or self.catalogue.flag(SENTENCES_FLAG) == "all":
+        if not self.settings.sentence_vectors or self.catalogue.flag(SENTENCES_FLAG) == "all":
             return
         missing = self.catalogue.count_without_sentences()
         after, done = "", 0
