@@ -146,8 +146,7 @@ class Catalogue:
 
     def mark(self, generation: str | None) -> None:
         """Record the store generation the catalogue now reflects (None: being written)."""
-        with self._lock, self.transaction():
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", (generation,))
+        self.set_flag("generation", generation)
 
     def sync(self, store: Any) -> bool:
         """Rebuild from `store` when its generation differs from ours; whether it was rebuilt."""
@@ -279,7 +278,7 @@ class Catalogue:
         """A value the catalogue keeps about itself."""
         return self._meta(key)
 
-    def set_flag(self, key: str, value: str) -> None:
+    def set_flag(self, key: str, value: str | None) -> None:
         """Keep a value about the catalogue."""
         with self._lock, self.transaction():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

@@ -237,9 +237,9 @@ def ingest(
         for window in _windows(files, options, report, unreadable, progress):
             run.apply(window)
         run.replace()
-        run.fill_sentences()
         if prune:
             run.prune(unreadable | {problem.file for problem in report.problems})
+        run.fill_sentences()  # after prune: a pruned paper's sentences are not embedded
         run.finish()
     report.seconds["total"] = time.perf_counter() - started
     return report
