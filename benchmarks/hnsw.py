@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from page import printed
 
+from rag.citations import split_answer
 from rag.store import HNSW
 
 
@@ -42,13 +44,12 @@ def unit(rows: int, seed: int) -> np.ndarray:
 
 def _sentences() -> tuple[int, list[tuple[int, str]]]:
     """The number of shipped papers, and every sentence of their abstracts of 4 words or more, with its paper."""
-    import rag
     from rag.config import Settings
     from rag.corpus import merge_records, parse_file
 
     files = sorted(Settings().corpus.glob("*.txt"))
     papers = merge_records(r for path in files for r in parse_file(path).records)  # one per paper, as ingest does
-    sentences = [[s for s in rag.split_answer(p.abstract) if len(s.split()) >= 4] for p in papers]
+    sentences = [[s for s in split_answer(p.abstract) if len(s.split()) >= 4] for p in papers]
     return len(papers), [(i, s) for i, group in enumerate(sentences) for s in group]
 
 
@@ -148,19 +149,21 @@ def main() -> None:
     parser.add_argument("--vectors", choices=("random", "text", "mixed"), default="random")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "rag-hnsw-bench")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
-    rows = []
-    for size in args.sizes:
-        for settings in ([{}] if args.defaults else []) + [HNSW]:
-            row = measure(size, settings, args.vectors, args.cache)
-            rows.append(row)
-            if not args.json:
-                print(
-                    f"{size:>9,} {args.vectors} vectors  {json.dumps(row['settings']):<70} "
-                    f"recall@10 {row['recall_at_10']:.3f}  "
-                    f"build {row['build_seconds']:.1f} s  query {row['query_ms']:.2f} ms",
-                    flush=True,
-                )
+    with printed(f"hnsw-{args.vectors}", args.page and not args.json):
+        rows = []
+        for size in args.sizes:
+            for settings in ([{}] if args.defaults else []) + [HNSW]:
+                row = measure(size, settings, args.vectors, args.cache)
+                rows.append(row)
+                if not args.json:
+                    print(
+                        f"{size:>9,} {args.vectors} vectors  {json.dumps(row['settings']):<70} "
+                        f"recall@10 {row['recall_at_10']:.3f}  "
+                        f"build {row['build_seconds']:.1f} s  query {row['query_ms']:.2f} ms",
+                        flush=True,
+                    )
     if args.json:
         print(json.dumps(rows, indent=2))
 

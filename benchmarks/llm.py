@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from page import printed
+
 import rag
 from rag.api import Pipeline
 from rag.config import Settings
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=12, help="development questions per pass")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--readings", nargs="+", default=["shipped"], help="whole, N, or shipped (the default)")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
     questions = pick(args.questions)
     results = {}
@@ -88,17 +91,18 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"{summary['cpu']}; llama.cpp built for: {summary['llama_cpp']}")
-    print(f"{len(questions)} questions × {args.runs} runs, local model, {chat.threads} decoding thread(s)")
-    for reading, result in results.items():
-        print(f"\nreranker reads: {reading}; median prompt {result['prompt_tokens_median']:.0f} tokens")
-        print(f"{'':24} {'p50':>8} {'p95':>8}")
-        for name, table in (("rag", result["rag"]), ("bare question", result["bare_question"])):
-            for key, value in table.items():
-                unit = "tok/s" if key == "tokens_s" else "s"
-                print(f"{name + ' ' + key:24} {value['p50']:8.2f} {value['p95']:8.2f} {unit}")
-        print(f"ratio to the bare question (p50): total {result['ratio_total_p50']:.2f}, "
-              f"first token {result['ratio_ttft_p50']:.2f}")  # fmt: skip
+    with printed("llm", args.page):
+        print(f"{summary['cpu']}; llama.cpp built for: {summary['llama_cpp']}")
+        print(f"{len(questions)} questions × {args.runs} runs, local model, {chat.threads} decoding thread(s)")
+        for reading, result in results.items():
+            print(f"\nreranker reads: {reading}; median prompt {result['prompt_tokens_median']:.0f} tokens")
+            print(f"{'':24} {'p50':>8} {'p95':>8}")
+            for name, table in (("rag", result["rag"]), ("bare question", result["bare_question"])):
+                for key, value in table.items():
+                    unit = "tok/s" if key == "tokens_s" else "s"
+                    print(f"{name + ' ' + key:24} {value['p50']:8.2f} {value['p95']:8.2f} {unit}")
+            print(f"ratio to the bare question (p50): total {result['ratio_total_p50']:.2f}, "
+                  f"first token {result['ratio_ttft_p50']:.2f}")  # fmt: skip
 
 
 def measure(pipe: Pipeline, chat: object, questions: list[str], runs: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.page import printed  # noqa: E402
 from benchmarks.snapshot import cpu_name, make_snapshot  # noqa: E402
 
 # Run in a child process (with PYTHONPATH choosing the code): one ingest, then its report and peak RSS as JSON.
@@ -107,28 +108,32 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", type=Path, default=None, help="a checkout whose rag package to compare")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
-    print(f"{cpu_name()}; medians of {args.runs} runs of `rag ingest FILE` with every paper stored already")
-    codes = {"this": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
-    print(f"{'papers':>7} {'json.loads s':>12} " + " ".join(f"{name + ' s':>10} {name + ' MB':>10}" for name in codes))
-    with tempfile.TemporaryDirectory() as base:
-        for size in args.sizes:
-            path = Path(base) / f"snapshot-{size}.json"
-            make_snapshot(path, size, size)
-            home = Path(base) / f"home-{size}"
-            store_directly(path, home)
-            line = f"{size:>7,} {statistics.median(parse_baseline(path) for _ in range(args.runs)):>12.2f} "
-            for name, code in codes.items():
-                where = home if name == "this" else Path(base) / f"home-{size}-{name}"
-                if where != home:
-                    shutil.copytree(home, where)
-                    shutil.rmtree(where / "catalogue")  # built by that code, in its warm-up run
-                reingest(path, where, code)
-                runs = [reingest(path, where, code) for _ in range(args.runs)]
-                assert all(r["found"] == r["unchanged"] == size and r["embedded"] == 0 for r in runs), runs
-                line += f"{statistics.median(r['seconds'] for r in runs):>10.2f} "
-                line += f"{statistics.median(r['peak_mb'] for r in runs):>10.0f} "
-            print(line, flush=True)
+    with printed("reingest", args.page):
+        print(f"{cpu_name()}; medians of {args.runs} runs of `rag ingest FILE` with every paper stored already")
+        codes = {"this": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        print(
+            f"{'papers':>7} {'json.loads s':>12} " + " ".join(f"{name + ' s':>10} {name + ' MB':>10}" for name in codes)
+        )
+        with tempfile.TemporaryDirectory() as base:
+            for size in args.sizes:
+                path = Path(base) / f"snapshot-{size}.json"
+                make_snapshot(path, size, size)
+                home = Path(base) / f"home-{size}"
+                store_directly(path, home)
+                line = f"{size:>7,} {statistics.median(parse_baseline(path) for _ in range(args.runs)):>12.2f} "
+                for name, code in codes.items():
+                    where = home if name == "this" else Path(base) / f"home-{size}-{name}"
+                    if where != home:
+                        shutil.copytree(home, where)
+                        shutil.rmtree(where / "catalogue")  # built by that code, in its warm-up run
+                    reingest(path, where, code)
+                    runs = [reingest(path, where, code) for _ in range(args.runs)]
+                    assert all(r["found"] == r["unchanged"] == size and r["embedded"] == 0 for r in runs), runs
+                    line += f"{statistics.median(r['seconds'] for r in runs):>10.2f} "
+                    line += f"{statistics.median(r['peak_mb'] for r in runs):>10.0f} "
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

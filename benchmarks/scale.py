@@ -35,7 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from page import printed
+
 import rag
+from rag.citations import split_answer
 from rag.config import Settings
 
 RAG_BIN = Path(sys.executable).parent / "rag"
@@ -56,7 +59,7 @@ def _shipped() -> tuple[list[str], list[int], list[str]]:
 
     files = sorted(Settings().corpus.glob("*.txt"))
     papers = merge_records(r for path in files for r in parse_file(path).records)
-    split = [rag.split_answer(p.abstract) for p in papers]
+    split = [split_answer(p.abstract) for p in papers]
     title_words = [w for p in papers for w in (p.title or "").split() if w.isalpha()]
     return [s for parts in split for s in parts], [len(parts) for parts in split], title_words
 
@@ -128,7 +131,7 @@ def recall_at_10(settings: Settings, pipe: rag.Pipeline, probes: int = 200) -> f
     matrix = np.asarray(vectors, dtype=np.float32)
     rng = random.Random(3)
     papers = rag.list_papers(settings=settings)
-    texts = [rng.choice(rag.split_answer(rng.choice(papers).abstract)) for _ in range(probes)]
+    texts = [rng.choice(split_answer(rng.choice(papers).abstract)) for _ in range(probes)]
     found = 0
     for text in texts:
         query = pipe.embedder.embed_query(text)
@@ -220,6 +223,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--home", type=Path, default=None, help="keep the store here (default: a temp folder)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="rag-scale-"))
     steps: list[dict[str, object]] = []
@@ -241,14 +245,15 @@ def main() -> None:
     if args.json:
         print(json.dumps({"home": str(home), "steps": steps}, indent=2))
         return
-    for step in steps:
-        print(
-            f"{step['step']:>28}: {step['papers']:>7} papers · cold ask {step['cold_ask_s']:.2f} s "
-            f"({step['cold_ask_ratio']:.2f}x), RSS {step['cold_ask_rss_mb']:.0f} MB · warm p50 "
-            f"{step['warm_p50_s'] * 1000:.0f} ms, p95 {step['warm_p95_s'] * 1000:.0f} ms · recall@10 "
-            f"{step['recall_at_10']:.3f}"
-            + (f" · ingest {step['papers_per_s']:.1f} papers/s" if "papers_per_s" in step else "")
-        )
+    with printed("scale", args.page):
+        for step in steps:
+            print(
+                f"{step['step']:>28}: {step['papers']:>7} papers · cold ask {step['cold_ask_s']:.2f} s "
+                f"({step['cold_ask_ratio']:.2f}x), RSS {step['cold_ask_rss_mb']:.0f} MB · warm p50 "
+                f"{step['warm_p50_s'] * 1000:.0f} ms, p95 {step['warm_p95_s'] * 1000:.0f} ms · recall@10 "
+                f"{step['recall_at_10']:.3f}"
+                + (f" · ingest {step['papers_per_s']:.1f} papers/s" if "papers_per_s" in step else "")
+            )
     print(f"store kept in {home}")
 
 

@@ -30,6 +30,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from page import printed
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -119,31 +121,33 @@ def main() -> None:
     parser.add_argument("--selected", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ingest", action="store_true", help="also time the whole cold ingest command")
+    parser.add_argument("--page", action="store_true", help="also write the figures into docs/benchmarks.md")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    print(f"{cpu_name()}; medians of {args.runs} runs; {args.selected} records under cs.LG in each file")
-    header = f"{'records':>9} {'MB':>7} {'baseline rec/s':>15} {'read rec/s':>11} {'ratio':>6} "
-    header += f"{'baseline peak MB':>17} {'read peak MB':>13}"
-    print(header + ("  ingest s / peak MB" if args.ingest else ""))
-    with tempfile.TemporaryDirectory() as base:
-        for size in args.sizes:
-            path = Path(base) / f"snapshot-{size}.json"
-            make_snapshot(path, size, args.selected)
-            runs = {mode: [measure(mode, path) for _ in range(args.runs)] for mode in ("baseline", "read")}
-            speed = {m: statistics.median(size / r["seconds"] for r in rows) for m, rows in runs.items()}
-            peak = {m: statistics.median(r["peak_mb"] for r in rows) for m, rows in runs.items()}
-            assert all(r["kept"] == args.selected for r in runs["read"]), runs["read"]
-            line = f"{size:>9,} {path.stat().st_size / 2**20:>7.0f} {speed['baseline']:>15,.0f} "
-            line += f"{speed['read']:>11,.0f} {speed['read'] / speed['baseline']:>6.2f} "
-            line += f"{peak['baseline']:>17.0f} {peak['read']:>13.0f}"
-            if args.ingest:
-                done = ingest(path)
-                line += f"  {done['seconds']:.1f} s / {done['peak_mb']:.0f} MB"
-            print(line, flush=True)
-            path.unlink()
+    with printed("snapshot", args.page):
+        print(f"{cpu_name()}; medians of {args.runs} runs; {args.selected} records under cs.LG in each file")
+        header = f"{'records':>9} {'MB':>7} {'baseline rec/s':>15} {'read rec/s':>11} {'ratio':>6} "
+        header += f"{'baseline peak MB':>17} {'read peak MB':>13}"
+        print(header + ("  ingest s / peak MB" if args.ingest else ""))
+        with tempfile.TemporaryDirectory() as base:
+            for size in args.sizes:
+                path = Path(base) / f"snapshot-{size}.json"
+                make_snapshot(path, size, args.selected)
+                runs = {mode: [measure(mode, path) for _ in range(args.runs)] for mode in ("baseline", "read")}
+                speed = {m: statistics.median(size / r["seconds"] for r in rows) for m, rows in runs.items()}
+                peak = {m: statistics.median(r["peak_mb"] for r in rows) for m, rows in runs.items()}
+                assert all(r["kept"] == args.selected for r in runs["read"]), runs["read"]
+                line = f"{size:>9,} {path.stat().st_size / 2**20:>7.0f} {speed['baseline']:>15,.0f} "
+                line += f"{speed['read']:>11,.0f} {speed['read'] / speed['baseline']:>6.2f} "
+                line += f"{peak['baseline']:>17.0f} {peak['read']:>13.0f}"
+                if args.ingest:
+                    done = ingest(path)
+                    line += f"  {done['seconds']:.1f} s / {done['peak_mb']:.0f} MB"
+                print(line, flush=True)
+                path.unlink()
 
 
 if __name__ == "__main__":

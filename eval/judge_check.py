@@ -29,7 +29,9 @@ from collections.abc import Callable
 from rag.evaluation.judges import Judge
 
 import rag
-from rag import Paper, paper_header, readable, short_name, split_answer
+from rag import Paper
+from rag.citations import paper_header, split_answer
+from rag.readable import readable, short_name
 
 FAITHFUL = ("faithful", "faithful_paraphrase")
 KINDS = ("number", "entity", "negation", "other_abstract", "wrong_citation", "swapped_relation", "mixed_papers")

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import rag
-from rag import Embedder, LLMError, judge_claim
+from rag import LLMError
+from rag.citations import judge_claim
+from rag.embedding import Embedder
 
 # A sentence is checked as at most this many atomic claims: a small model asked to split one may list a dozen
 # restatements, each a call of its own that reads all the evidence.
@@ -43,7 +45,7 @@ class OfflineJudge:
         self.embedder = embedder
 
     def supports(self, claim: str, evidence: Sequence[str]) -> bool:
-        """True when every hard check passes and the support score reaches rag.SUPPORT_THRESHOLD."""
+        """True when every hard check passes and the support score reaches rag.citations.SUPPORT_THRESHOLD."""
         return judge_claim(claim, list(evidence), embedder=self.embedder).supported
 
 

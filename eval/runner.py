@@ -17,7 +17,8 @@ from rag.evaluation.metrics import EvalAnswer, Scores, aggregate, score
 from rag.evaluation.questions import Question, QuestionFileError, load_questions, resolve_gold
 
 import rag
-from rag import Answer, Paper, paper_header, parse_markers, split_answer
+from rag import Answer, Paper
+from rag.citations import paper_header, parse_markers, split_answer
 from rag.errors import WriteError
 
 Progress = Callable[[int, int], None]

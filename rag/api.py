@@ -13,22 +13,23 @@ from rag.answerers import BACKENDS, Answerer, OnStatus, OnText, Turn, make_answe
 from rag.answerers.metadata import metadata_sentences
 from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker
-from rag.citations import Checked, check, is_decline, with_markers
+from rag.citations import Checked, check, is_decline, renumber, with_markers
 from rag.confidence import weigh
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, StoredSentences, embedder_name, load_embedder
 from rag.errors import ConfigError, QuestionError, StoreError
 from rag.evidence import excerpts
+from rag.filters import Filters
 from rag.formats import Options
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
-from rag.question import MetadataIntent, asks_several, is_follow_up, metadata_intent
+from rag.question import IntentKind, MetadataIntent, metadata_intent, read
 from rag.readable import lead_sentence
-from rag.rerank import Likelihood, rerank
+from rag.rerank import rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
-from rag.types import Answer, Citation, Filters, Paper, Passage, Usage
+from rag.types import Answer, Citation, Origin, Paper, Passage, Usage
 
 
 def ingest(
@@ -136,7 +137,6 @@ DEFAULT_K_MULTI = 8
 EXPAND_PAPERS = 2
 # A metadata question that lists papers ("papers by X") lists at most this many.
 MAX_LISTED = 20
-MARKER_NUMBER = re.compile(r"\[(\d+)\]")
 
 
 class Pipeline:
@@ -216,16 +216,15 @@ class Pipeline:
         sentence of the answer cites them. `on_text` receives the answer as it is written, `on_status` what is
         being done before it is (rereading papers to rank them, a model reading its prompt)."""
         question = _checked_question(question)
+        several = read(question).several
         if k is None:
-            k = DEFAULT_K_MULTI if asks_several(question) else DEFAULT_K
+            k = DEFAULT_K_MULTI if several else DEFAULT_K
         if k < 1:
             raise QuestionError(f"k={k}: ask for at least one passage")
         chosen = backend or self.settings.resolved_backend
         if chosen not in BACKENDS and chosen not in self._answerers:
             raise ConfigError(f"backend {chosen!r}: use one of {', '.join([*BACKENDS, *self._answerers])}")
         turns = [_turn(item) for item in history or []]
-        timings: dict[str, float] = {}
-
         tick = time.perf_counter()
         if not _store_exists(self.settings):
             raise StoreError(f"no papers are stored in {self.settings.chroma_path}: run `rag ingest` first")
@@ -236,10 +235,10 @@ class Pipeline:
             raise StoreError(f"no papers are stored in {retriever.store.location}: run `rag ingest` first")
         query, filters = _follow_up(question, turns, filters or Filters())
         intent = metadata_intent(question, catalogue)
-        if intent is not None and intent.kind == "papers_by":
+        if intent is not None and intent.kind == IntentKind.PAPERS_BY:
             filters = filters.model_copy(update={"author": intent.author})
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
-        elif intent is not None and intent.kind == "papers_in_years":
+        elif intent is not None and intent.kind == IntentKind.PAPERS_IN_YEARS:
             filters = filters.model_copy(update={"year_from": intent.year_from, "year_to": intent.year_to})
             k = max(k, catalogue.count(filters, at_most=MAX_LISTED))
         elif intent is not None and intent.lists_papers:
@@ -249,13 +248,14 @@ class Pipeline:
         # The whole abstracts of the two best papers: the sentence that answers is often in a chunk that ranked
         # below another paper's. About several papers, of every paper: each is described by the sentence saying
         # what it does, which is often not in the chunk that matched the question.
-        expand = k if asks_several(question) else EXPAND_PAPERS
+        expand = k if several else EXPAND_PAPERS
         reorder = self._reranker(question, chosen, on_status) if intent is None else None
         passages = retriever.retrieve(query, k, filters, expand=expand, reorder=reorder)
-        timings["retrieval"] = time.perf_counter() - tick
+        retrieval = time.perf_counter() - tick
 
-        answer = self._answer(question, chosen, passages, turns, intent, on_text, on_status)
-        timings["answer"] = answer.seconds.get("answer", 0.0)
+        request = Request(question, chosen, passages, turns, intent, on_text, on_status)
+        answer = self._answer(request)
+        timings = {"retrieval": retrieval, "answer": answer.seconds.get("answer", 0.0)}
         timings["check"] = answer.seconds.get("check", 0.0)
         return answer.model_copy(update={"seconds": {**timings, "total": sum(timings.values())}})
 
@@ -267,101 +267,167 @@ class Pipeline:
         on every passage, so their order matters little (development set: the same first paper either way)."""
         if self.settings.rerank == "off" or (self.settings.rerank == "auto" and backend != "local"):
             return None
-        if asks_several(question):
+        if read(question).several:
             return None
-        model: Likelihood = self.answerer("local").model  # type: ignore[attr-defined]
+        scorer = self.answerer("local").scorer
+        if scorer is None:
+            return None
 
         def reading(count: int) -> None:
             if on_status is not None:
                 on_status(f"Rereading the {count} best abstracts to rank them…")
 
-        sentences = getattr(model, "rerank_sentences", None)
         return lambda passages: rerank(
-            question, passages, model, reading=reading, embedder=self.embedder, sentences=sentences
+            question, passages, scorer, reading=reading, embedder=self.embedder, sentences=scorer.rerank_sentences
         )
 
-    def _answer(
-        self,
-        question: str,
-        backend: str,
-        passages: list[Passage],
-        turns: list[Turn],
-        intent: MetadataIntent | None,
-        on_text: OnText | None,
-        on_status: OnStatus | None = None,
-    ) -> Answer:
+    def _answer(self, request: Request) -> Answer:
         """Decline when the decline model judges that the passages do not answer the question; otherwise write and
         check the answer. The Answer's `origin` says how it came about, `confidence` how sure the model was."""
-        evidence = weigh(question, passages) if intent is None else None
-        if not passages or (evidence is not None and not evidence.answerable):
-            if on_text is not None:
-                on_text(ABSTAIN_PHRASE)
-            answer = _abstention(question, passages, backend, "no-evidence")
-            return answer.model_copy(update={"confidence": evidence.probability if evidence else None})
+        evidence = weigh(request.question, request.passages) if request.intent is None else None
+        confidence = {"confidence": evidence.probability if evidence else None}
+        if not request.passages or (evidence is not None and not evidence.answerable):
+            request.show(ABSTAIN_PHRASE)
+            return request.abstention(Origin.NO_EVIDENCE).model_copy(update=confidence)
         hedged = evidence is not None and evidence.hedged
-        if hedged and on_text is not None:
-            on_text(HEDGE_PHRASE + " ")
-        answer = self._write(question, backend, passages, turns, intent, on_text, on_status)
-        update: dict[str, object] = {"confidence": evidence.probability if evidence else None}
+        if hedged:
+            request.show(HEDGE_PHRASE + " ")
+        answer = self._write(request)
         if hedged and not answer.abstained:
-            update |= {"hedged": True, "text": f"{HEDGE_PHRASE} {answer.text}"}
-        return answer.model_copy(update=update)
+            return answer.model_copy(update={**confidence, "hedged": True, "text": f"{HEDGE_PHRASE} {answer.text}"})
+        return answer.model_copy(update=confidence)
 
-    def _write(
-        self,
-        question: str,
-        backend: str,
-        passages: list[Passage],
-        turns: list[Turn],
-        intent: MetadataIntent | None,
-        on_text: OnText | None,
-        on_status: OnStatus | None = None,
-    ) -> Answer:
-        """The answer from the paper records, or the answerer's draft, checked; an LLM draft that fails the check
-        entirely gives way to the offline answerer's."""
-        timings: dict[str, float] = {}
-        tick = time.perf_counter()
-        records = metadata_sentences(intent, passages) if intent is not None else []
+    def _write(self, request: Request) -> Answer:
+        """The answer from the paper records, or the answerer's draft, checked; a model's draft that fails the
+        check entirely gives way to the offline answerer's."""
+        clock = _Clock()
+        records = metadata_sentences(request.intent, request.passages) if request.intent is not None else []
         if records:  # the paper records answer it exactly, whoever was asked to write
             text = " ".join(records)
-            if on_text is not None:
-                on_text(text)
-            timings["answer"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            return _timed(_assemble(question, text, passages, backend, "records", None, self.embedder), timings, tick)
-        read = len(passages)
-        if backend != "extractive":  # a model reads each paper's sentences that bear on the question
-            passages, read = excerpts(question, passages, self.embedder)
-            if on_status is not None:
-                on_status(f"The model is reading {read} {'paper' if read == 1 else 'papers'}' passages…")
-        draft = self.answerer(backend).answer(question, passages[:read], turns, on_text)
-        timings["answer"] = time.perf_counter() - tick
-        tick = time.perf_counter()
-        # An LLM's draft is checked here, once: a fallback needs to know which papers it named.
-        checked = check(draft.text, passages[:read], self.embedder) if backend != "extractive" else None
-        if checked is not None and asks_several(question):
-            checked = _with_lead(checked, passages[:read], self.embedder)
-        answer = _assemble(question, draft.text, passages, backend, "draft", draft.usage, self.embedder, checked)
-        if checked is not None and not any(s.supported for s in answer.sentences):
-            if answer.origin == "declined":
-                return _timed(answer, timings, tick)
-            # No sentence of the model's survived the check: the offline answerer still answers from the passages,
-            # from the papers the model named where it named some ("Which paper ...?" answered with a title).
-            named = checked.named_papers
-            numbers = [n for n, p in enumerate(passages, 1) if p.paper_id in named] or list(range(1, len(passages) + 1))
-            fallback = self.answerer("extractive").answer(question, [passages[n - 1] for n in numbers], turns)
-            text = MARKER_NUMBER.sub(lambda m: f"[{numbers[int(m.group(1)) - 1]}]", fallback.text)
-            answer = _assemble(question, text, passages, backend, "fallback", draft.usage, self.embedder)
-            answer = answer.model_copy(update={"origin": "fallback"})
-        return _timed(answer, timings, tick)
+            request.show(text)
+            clock.answered()
+            return clock.timed(request.assemble(text, Origin.RECORDS, None, self.embedder))
+        answerer = self.answerer(request.backend)  # made only when the records do not answer
+        if answerer.verbatim:  # quoted sentences: checked once, when the answer is assembled
+            draft = answerer.answer(request.question, request.passages, request.turns, request.on_text)
+            clock.answered()
+            return clock.timed(request.assemble(draft.text, Origin.DRAFT, draft.usage, self.embedder))
+        # A model reads each paper's sentences that bear on the question, and its draft is checked here, once: a
+        # fallback needs to know which papers it named.
+        passages, read_count = excerpts(request.question, request.passages, self.embedder)
+        request = replace(request, passages=passages)
+        request.status(f"The model is reading {read_count} {'paper' if read_count == 1 else 'papers'}' passages…")
+        shown = passages[:read_count]
+        draft = answerer.answer(request.question, shown, request.turns, request.on_text)
+        clock.answered()
+        checked = check(draft.text, shown, self.embedder)
+        if read(request.question).several:
+            checked = _with_lead(checked, shown, self.embedder)
+        answer = request.assemble(draft.text, Origin.DRAFT, draft.usage, self.embedder, checked)
+        if answer.origin == Origin.DECLINED or any(s.supported for s in answer.sentences):
+            return clock.timed(answer)
+        # No sentence of the model's survived the check: the offline answerer still answers from the passages, from
+        # the papers the model named where it named some ("Which paper ...?" answered with a title).
+        named = [n for n, p in enumerate(passages, 1) if p.paper_id in checked.named_papers]
+        numbers = named or list(range(1, len(passages) + 1))
+        fallback = self.answerer("extractive").answer(
+            request.question, [passages[n - 1] for n in numbers], request.turns
+        )
+        text = renumber(fallback.text, lambda n: numbers[n - 1])
+        return clock.timed(request.assemble(text, Origin.FALLBACK, draft.usage, self.embedder))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question on its way to an answer: what each step of answering reads, handed down as one."""
+
+    question: str
+    backend: str  # the answerer's name, as the Answer records it
+    passages: list[Passage]  # [n] in an answer is passages[n-1]
+    turns: list[Turn]
+    intent: MetadataIntent | None
+    on_text: OnText | None = None
+    on_status: OnStatus | None = None
+
+    def show(self, text: str) -> None:
+        """Hand `text` to the reader as part of the answer."""
+        if self.on_text is not None:
+            self.on_text(text)
+
+    def status(self, text: str) -> None:
+        """Tell the reader what is being done while nothing is written yet."""
+        if self.on_status is not None:
+            self.on_status(text)
+
+    def abstention(self, origin: Origin, usage: Usage | None = None) -> Answer:
+        """The answer that declines."""
+        return Answer(
+            question=self.question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[],
+            removed_markers=[], passages=self.passages, backend=self.backend, origin=origin, usage=usage,
+        )  # fmt: skip
+
+    def assemble(
+        self, text: str, origin: Origin, usage: Usage | None, embedder: Embedder, checked: Checked | None = None
+    ) -> Answer:
+        """Check every citation of `text` (unless `checked` is its check already), renumber the markers in order
+        of first use, and abstain when no sentence is supported. A sentence in which the writer declines is no
+        claim: it is left out when other sentences are supported, and makes the answer a declined one when none
+        is."""
+        if text.strip() == ABSTAIN_PHRASE or not self.passages:
+            return self.abstention(Origin.DECLINED, usage)
+        checked = checked or check(text, self.passages, embedder)
+        claims = [s for s in checked.sentences if s.supported or not is_decline(s.claim)]
+        abstained = not any(s.supported for s in claims)
+        if abstained and len(claims) < len(checked.sentences):
+            return self.abstention(Origin.DECLINED, usage)
+        order: dict[int, int] = {}
+        for sentence in claims:
+            for marker in sentence.markers:
+                order.setdefault(marker, len(order) + 1)
+        sentences = [
+            s.model_copy(
+                update={
+                    "markers": [order[m] for m in s.markers],
+                    "text": with_markers(s.claim, [order[m] for m in s.markers]),
+                }
+            )
+            for s in claims
+        ]
+        return Answer(
+            question=self.question,
+            text=ABSTAIN_PHRASE if abstained else " ".join(s.text for s in sentences),
+            abstained=abstained,
+            citations=[] if abstained else [_citation(new, self.passages[old - 1]) for old, new in order.items()],
+            sentences=sentences,
+            removed_markers=checked.removed_markers,
+            passages=self.passages,
+            backend=self.backend,
+            origin=origin,
+            usage=usage,
+        )
+
+
+class _Clock:
+    """How long writing the answer took, and checking it."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def answered(self) -> None:
+        now = time.perf_counter()
+        self.seconds["answer"], self.started = now - self.started, now
+
+    def timed(self, answer: Answer) -> Answer:
+        return answer.model_copy(update={"seconds": {**self.seconds, "check": time.perf_counter() - self.started}})
 
 
 def _selected_papers(intent: MetadataIntent, catalogue: Catalogue) -> list[str]:
     """The papers a question about the whole collection selects by their records (organisation tag, date,
     author count)."""
-    if intent.kind == "organization":
+    if intent.kind == IntentKind.ORGANIZATION:
         return catalogue.organization_papers(intent.organization, MAX_LISTED)
-    if intent.kind == "papers_by_date":
+    if intent.kind == IntentKind.PAPERS_BY_DATE:
         return catalogue.papers_by_date(intent.newest, intent.count)
     return catalogue.single_author_papers(MAX_LISTED)
 
@@ -375,20 +441,6 @@ def _with_lead(checked: Checked, passages: list[Passage], embedder: Embedder) ->
         return checked
     lead = check(lead_sentence([(n, passages[n - 1].paper) for n in sorted(firsts.values())]), passages, embedder)
     return replace(checked, sentences=lead.sentences + checked.sentences)
-
-
-def _timed(answer: Answer, timings: dict[str, float], check_started: float) -> Answer:
-    seconds = {**timings, "check": time.perf_counter() - check_started}
-    return answer.model_copy(update={"seconds": seconds})
-
-
-def _abstention(
-    question: str, passages: list[Passage], backend: str, origin: str, usage: Usage | None = None
-) -> Answer:
-    return Answer(
-        question=question, text=ABSTAIN_PHRASE, abstained=True, citations=[], sentences=[], removed_markers=[],
-        passages=passages, backend=backend, origin=origin, usage=usage,
-    )  # fmt: skip
 
 
 def _checked_question(question: str) -> str:
@@ -419,64 +471,13 @@ def _turn(item: Turn | Answer | dict[str, object]) -> Turn:
 def _follow_up(question: str, turns: list[Turn], filters: Filters) -> tuple[str, Filters]:
     """For a follow-up ("and which of them ...?"), search with the earlier question too, among the papers the
     last answer cited."""
-    if not turns or not is_follow_up(question):
+    if not turns or not read(question).follow_up:
         return question, filters
     last = turns[-1]
     query = f"{last.question} {question}"
     if last.paper_ids and filters.paper_ids is None:
         filters = filters.model_copy(update={"paper_ids": frozenset(last.paper_ids)})
     return query, filters
-
-
-def _assemble(
-    question: str,
-    text: str,
-    passages: list[Passage],
-    backend: str,
-    origin: str,
-    usage: Usage | None,
-    embedder: Embedder,
-    checked: Checked | None = None,
-) -> Answer:
-    """Check every citation of `text` (unless `checked` is its check already), renumber the markers in order of
-    first use, and abstain when no sentence is supported. A sentence in which the writer declines is no claim:
-    it is left out when other sentences are supported, and makes the answer a declined one when none is."""
-    if text.strip() == ABSTAIN_PHRASE or not passages:
-        return _abstention(question, passages, backend, "declined", usage)
-    checked = checked or check(text, passages, embedder)
-    claims = [s for s in checked.sentences if s.supported or not is_decline(s.claim)]
-    if not any(s.supported for s in claims):
-        if len(claims) < len(checked.sentences):
-            return _abstention(question, passages, backend, "declined", usage)
-        abstained = True
-    else:
-        abstained = False
-    order: dict[int, int] = {}
-    for sentence in claims:
-        for marker in sentence.markers:
-            order.setdefault(marker, len(order) + 1)
-    sentences = [
-        s.model_copy(
-            update={
-                "markers": [order[m] for m in s.markers],
-                "text": with_markers(s.claim, [order[m] for m in s.markers]),
-            }
-        )
-        for s in claims
-    ]
-    citations = [_citation(new, passages[old - 1]) for old, new in order.items()]
-    return Answer(
-        question=question,
-        text=ABSTAIN_PHRASE if abstained else " ".join(s.text for s in sentences),
-        abstained=abstained,
-        citations=[] if abstained else citations,
-        sentences=sentences,
-        removed_markers=checked.removed_markers,
-        passages=passages,
-        backend=backend,
-        origin=origin,
-        usage=usage,
-    )
 
 
 def _citation(number: int, passage: Passage) -> Citation:
@@ -492,7 +493,7 @@ def _citation(number: int, passage: Passage) -> Citation:
         category=paper.category,
         sources=paper.sources,
         chunk_id=passage.chunk_id,
-        passage=passage.text,
+        passage=passage.read,
         score=passage.score,
         arxiv_id=paper.arxiv_id,
         doi=paper.doi,

@@ -20,9 +20,10 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import StoreError
+from rag.filters import Filters
 from rag.identity import catalogue_keys
 from rag.lexical import ChunkRow, LexicalIndex
-from rag.types import Filters, Paper, PaperRecord
+from rag.types import Paper, PaperRecord
 
 # A paper and the per-file records it was merged from.
 Entry = tuple[Paper, Sequence[PaperRecord]]
@@ -328,38 +329,7 @@ class Catalogue:
 
     def condition(self, filters: Filters | None) -> tuple[str, list[object]]:
         """An SQL condition on the `papers` table that holds exactly where `filters.allows(paper)` does."""
-        if filters is None or not filters.active:
-            return "1", []
-        parts: list[str] = []
-        params: list[object] = []
-        if filters.paper_ids is not None:
-            ids = sorted(filters.paper_ids)
-            parts.append(f"papers.paper_id IN ({', '.join('?' * len(ids))})" if ids else "0")
-            params += ids
-        if filters.year_from is not None:
-            parts.append("papers.year >= ?")
-            params.append(filters.year_from)
-        if filters.year_to is not None:
-            parts.append("papers.year <= ?")
-            params.append(filters.year_to)
-        if filters.author is not None:
-            parts.append(
-                "EXISTS (SELECT 1 FROM authors WHERE authors.paper_id = papers.paper_id AND instr(authors.folded, ?))"
-            )
-            params.append(filters.author.casefold())
-        if filters.category is not None:
-            parts.append(
-                "EXISTS (SELECT 1 FROM categories WHERE categories.paper_id = papers.paper_id "
-                "AND categories.folded = ?)"
-            )
-            params.append(filters.category.casefold())
-        if filters.has_code is not None:
-            parts.append("papers.has_code = ?")
-            params.append(int(filters.has_code))
-        if filters.source_file is not None:
-            parts.append("EXISTS (SELECT 1 FROM files WHERE files.paper_id = papers.paper_id AND files.file = ?)")
-            params.append(filters.source_file)
-        return " AND ".join(parts), params
+        return filters.sql() if filters is not None else ("1", [])
 
     def chunk_condition(self, filters: Filters | None) -> tuple[str, list[object]] | None:
         """The filters as an SQL condition on `chunks.paper_id`, for the keyword index; None when none is set."""

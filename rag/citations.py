@@ -24,7 +24,7 @@ one, and it reads metadata claims (authors, dates) against the cited paper's rec
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
@@ -95,6 +95,11 @@ def with_markers(claim: str, markers: Sequence[int]) -> str:
     if claim and claim[-1] in ".!?":
         return f"{claim[:-1].rstrip()} {tags}{claim[-1]}"
     return f"{claim} {tags}"
+
+
+def renumber(text: str, new: Callable[[int], int]) -> str:
+    """`text` with each [n] marker made [new(n)], all else as it was."""
+    return MARKER.sub(lambda m: f"{m.group(0)[: m.start(1) - m.start(0)]}{new(int(m.group(1)))}]", text)
 
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
@@ -216,7 +221,7 @@ class Support:
 
 def support(claim: str, cited: Sequence[Passage], embedder: Embedder | None = None) -> Support:
     """How well the cited passages (with their papers' records) support `claim`."""
-    evidence = [f"{paper_header(p.paper)} {p.text}" for p in cited]
+    evidence = [f"{paper_header(p.paper)} {p.read}" for p in cited]
     return judge_claim(claim, evidence, count=len({p.paper_id for p in cited}), embedder=embedder)
 
 

@@ -204,7 +204,7 @@ def ask(
     """Answer QUESTION from the stored abstracts, every sentence cited, then list the sources."""
     from rich.console import Console
 
-    from rag.types import Filters
+    from rag.filters import Filters
 
     filters = Filters(
         year_from=year_from,

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.question import asked_for, asks_quantity, asks_several, named_terms, question_parts
+from rag.question import read
 from rag.text import content_stems, mentions, numbers, sentence_spans
 from rag.types import Passage
 
@@ -60,9 +60,9 @@ class Evidence:
 
 def focus_found(question: str, passages: Sequence[Passage]) -> float:
     """How much of what the question asks for the best paper states: for each part of a compound question
-    (question_parts), the share of its asked-for words one sentence or the title holds (`part_focus`), averaged
+    (Asked.parts), the share of its asked-for words one sentence or the title holds (`part_focus`), averaged
     over the parts; one part missing halves a two-part question's focus."""
-    parts = question_parts(question)
+    parts = read(question).parts
     return sum(part_focus(part, passages) for part in parts) / len(parts)
 
 
@@ -70,10 +70,11 @@ def part_focus(question: str, passages: Sequence[Passage]) -> float:
     """The largest share of the question's asked-for words ("What perplexity does ...": {"perplex"}) that one
     sentence or the title of the best paper contains; for a quantity, a sentence without a number the question
     does not give counts half. 1.0 when the question asks for nothing more specific than a paper."""
-    wanted = asked_for(question)
+    asked = read(question)
+    wanted = asked.wanted
     if not wanted or not passages:
         return 1.0
-    quantity = asks_quantity(question)
+    quantity = asked.quantity
     given = numbers(question)
     best_paper = passages[0].paper
     texts = [best_paper.title or ""]
@@ -91,10 +92,11 @@ def names_found(question: str, passages: Sequence[Passage]) -> float:
     """The share of the technical names the question uses ("LoRA", "SimpleNet") that the best paper's title and
     passages mention, or for a question about several papers any passage; 1.0 when it uses none. A question
     about a method the collection does not hold names it, and the closest paper does not."""
-    names = named_terms(question)
+    asked = read(question)
+    names = asked.terms
     if not names or not passages:
         return 1.0
-    several, best = asks_several(question), passages[0].paper_id
+    several, best = asked.several, passages[0].paper_id
     held = [p for p in passages if several or p.paper_id == best]
     text = " ".join([*dict.fromkeys(p.paper.title or "" for p in held), *(p.text for p in held)])
     return sum(mentions(text, name) for name in names) / len(names)

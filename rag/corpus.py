@@ -48,6 +48,7 @@ BOILERPLATE = frozenset(
     }
 )
 
+# Not strptime's "%b": it reads month names in the process's locale (LC_TIME), and the listings are English in any.
 MONTHS = {
     name: number
     for number, name in enumerate(
@@ -355,7 +356,7 @@ def _iso_date(year: int, month: int, day: int) -> Date | None:
 # --- arXiv-style listing -------------------------------------------------------------------------------------
 
 
-def _is_name(name: str) -> bool:
+def _is_person_name(name: str) -> bool:
     """Whether `name` reads as one person's name: two to six capitalised words, particles and initials."""
     words = name.split(" ")
     if not 2 <= len(words) <= 6:
@@ -396,7 +397,7 @@ def split_title_authors(line: str) -> tuple[str, list[str], bool, str | None] | 
     for index in range(1, len(body)):
         if body[index].isupper() and not body[index - 1].isspace():
             names = body[index:].split(", ")
-            if all(_is_name(name) for name in names):
+            if all(_is_person_name(name) for name in names):
                 title = body[:index].strip()
                 if title:
                     return title, names, et_al, organization

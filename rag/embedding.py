@@ -52,7 +52,8 @@ REMEMBERED_TEXTS = 2048
 
 class Remembered:
     """The vectors of the texts embedded last (at most `size`), so that answering one question embeds each text
-    once: what the sentence ranking embedded, the citation check reads back."""
+    once: what the sentence ranking embedded, the citation check reads back. Not functools.lru_cache, which
+    remembers one call's result: this embeds every text of a batch it does not know in one model call."""
 
     def __init__(self, size: int = REMEMBERED_TEXTS) -> None:
         self.size = size

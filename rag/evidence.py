@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from rag.embedding import Embedder
-from rag.question import asked_count, asks_name, asks_quantity, asks_several, question_parts
+from rag.question import read
 from rag.text import INSTRUCTION, INTRODUCES, OWN_WORK, content_stems, names, numbers, quantities, sentence_spans
 from rag.types import Passage
 
@@ -57,17 +57,25 @@ PART_WHOLE = 0.2
 NAME_BONUS = 0.1
 
 
-@dataclass
+# A sentence that sets the scene (_BACKGROUND) loses this much against one reporting the paper's own work.
+BACKGROUND_PENALTY = 0.05
+# A question about a method is best answered by the sentence that names it ("we propose SSAM"): such a sentence
+# gains NAME_LIFT when the name is new to the question, NAME_LIFT_KNOWN when the question uses it already.
+NAME_LIFT = 0.1
+NAME_LIFT_KNOWN = 0.03
+
+
+@dataclass(frozen=True)
 class Sentence:
     """One sentence of a retrieved passage, scored against the question."""
 
     number: int  # the passage's number, 1-based, in the list it came from
     paper_id: str
     text: str
-    relevance: float = 0.0
-    semantic: float = 0.0
-    prior: float = 0.0
-    order: tuple[int, int] = field(default=(0, 0))  # (paper's rank, offset in its abstract)
+    order: tuple[int, int]  # (paper's rank, offset in its abstract)
+    prior: float  # what its passage's retrieval score adds (RETRIEVAL_WEIGHT)
+    semantic: float = 0.0  # meaning match with the question
+    relevance: float = 0.0  # the score sentences are ranked by
 
 
 def rank_sentences(
@@ -102,52 +110,59 @@ def rank_sentences(
     if not candidates:
         return []
     vectors = embedder.embed_texts([question, *(c.text for c in candidates)])
-    asks_method = asks_name(question) or asks_several(question)
+    asked = read(question)
+    asks_method = asked.name or asked.several
     question_stems = content_stems(question)
     question_names = names(question)
-    lifts = []
+    scored: list[Sentence] = []
+    lifts: list[float] = []
     for candidate, vector in zip(candidates, vectors[1:], strict=True):
         semantic = sum(a * b for a, b in zip(vectors[0], vector, strict=True))
         overlap = len(question_stems & content_stems(candidate.text)) / len(question_stems) if question_stems else 0
-        candidate.semantic = semantic
-        candidate.relevance = SEMANTIC_WEIGHT * semantic + LEXICAL_WEIGHT * overlap + candidate.prior
-        if _BACKGROUND.search(candidate.text):
-            candidate.relevance -= 0.05
-        # A question about a method is best answered by the sentence that names it ("we propose SSAM").
+        relevance = SEMANTIC_WEIGHT * semantic + LEXICAL_WEIGHT * overlap + candidate.prior
+        relevance -= BACKGROUND_PENALTY if _BACKGROUND.search(candidate.text) else 0.0
+        scored.append(replace(candidate, semantic=semantic, relevance=relevance))
+        lift = 0.0
         if asks_method and INTRODUCES.search(candidate.text):
-            lifts.append((candidate, 0.1 if names(candidate.text) - question_names else 0.03))
-    several = asks_several(question)
+            lift = NAME_LIFT if names(candidate.text) - question_names else NAME_LIFT_KNOWN
+        lifts.append(lift)
     best_of: dict[str, float] = {}
-    for candidate in candidates:
-        best_of[candidate.paper_id] = max(best_of.get(candidate.paper_id, -math.inf), candidate.relevance)
-    top: dict[str, Sentence] = {}  # each paper's best sentence once its opening sentence is set back
-    for candidate in candidates:
-        if candidate.order[1] == 0 and not OWN_WORK.search(candidate.text):
-            candidate.relevance -= OPENING_PENALTY
-        if candidate.paper_id not in top or candidate.relevance > top[candidate.paper_id].relevance:
-            top[candidate.paper_id] = candidate
-    for pid, candidate in top.items():
-        candidate.relevance = max(candidate.relevance, best_of[pid])
-    for candidate, lift in lifts:
+    for sentence in scored:
+        best_of[sentence.paper_id] = max(best_of.get(sentence.paper_id, -math.inf), sentence.relevance)
+    # An opening sentence that does not say what the paper does is set back, and then each paper's best sentence
+    # gets the paper's best score back: the penalty reorders a paper's sentences, never the papers.
+    opened = [
+        s.relevance - OPENING_PENALTY if s.order[1] == 0 and not OWN_WORK.search(s.text) else s.relevance
+        for s in scored
+    ]
+    top: dict[str, int] = {}
+    for n, sentence in enumerate(scored):
+        if sentence.paper_id not in top or opened[n] > opened[top[sentence.paper_id]]:
+            top[sentence.paper_id] = n
+    for pid, n in top.items():
+        opened[n] = max(opened[n], best_of[pid])
+    ranked = []
+    for sentence, relevance, lift in zip(scored, opened, lifts, strict=True):
         # About several papers, one that names its method is a better answer than one that does not; about one,
         # the lift picks the paper's sentence, never the paper (the best paper's naming sentence is added anyway).
-        ceiling = math.inf if several else best_of[candidate.paper_id] + 1e-6
-        candidate.relevance = min(candidate.relevance + lift, ceiling)
-    return sorted(candidates, key=lambda c: (-c.relevance, c.order))
+        ceiling = math.inf if asked.several else best_of[sentence.paper_id] + 1e-6
+        ranked.append(replace(sentence, relevance=min(relevance + lift, ceiling) if lift else relevance))
+    return sorted(ranked, key=lambda c: (-c.relevance, c.order))
 
 
 def excerpts(
     question: str, passages: Sequence[Passage], embedder: Embedder, per_paper: int = EXCERPT_SENTENCES
 ) -> tuple[list[Passage], int]:
-    """One passage per paper holding the paper's sentences that best match the question (at most `per_paper`, in
-    the abstract's order; a paper with no such sentence keeps its best chunk): what a small model reads instead
-    of whole chunks. The papers a model should read come first, and their count is returned with the list: for
-    a question about one paper, those whose best sentence comes within PAPER_MARGIN of the best one (at most
-    READ_PAPERS), best first; for a question about several, every paper, in rank order."""
+    """One passage per paper, its best chunk, with the paper's sentences that best match the question as its
+    `excerpt` (at most `per_paper`, in the abstract's order; none for a paper with no such sentence): what a small
+    model reads instead of whole chunks. The papers a model should read come first, and their count is returned
+    with the list: for a question about one paper, those whose best sentence comes within PAPER_MARGIN of the best
+    one (at most READ_PAPERS), best first; for a question about several, every paper, in rank order."""
     ranked = rank_sentences(question, passages, embedder)
     chosen: dict[str, list[Sentence]] = {}
-    parts = question_parts(question)
-    if len(parts) > 1 and ranked and not asks_several(question):
+    asked = read(question)
+    parts = asked.parts
+    if len(parts) > 1 and ranked and not asked.several:
         # the best paper's sentence for each part of a compound question, as the extractive answer quotes them
         pool = [s for s in ranked if s.paper_id == ranked[0].paper_id]
         chosen[ranked[0].paper_id] = answering_parts(question, parts, pool, embedder)
@@ -162,27 +177,23 @@ def excerpts(
         mine = [p for p in passages if p.paper_id == passage.paper_id]
         best = max(mine, key=lambda p: p.score)
         kept = sorted(chosen.get(passage.paper_id, []), key=lambda s: s.order)
-        by_paper[passage.paper_id] = best.model_copy(
-            update={
-                "text": " ".join(s.text for s in kept),
-                "start": kept[0].order[1],
-                "end": kept[-1].order[1] + len(kept[-1].text),
-            }
-        ) if kept else best  # fmt: skip
+        by_paper[passage.paper_id] = (
+            best.model_copy(update={"excerpt": " ".join(s.text for s in kept)}) if kept else best
+        )
     order = list(by_paper)
-    if asks_several(question) or not ranked:
+    if asked.several or not ranked:
         return [by_paper[pid] for pid in order], len(order)
     best_of = {pid: sentences[0].relevance for pid, sentences in chosen.items()}
     top = ranked[0].relevance
-    read = sorted((pid for pid in best_of if best_of[pid] >= top - PAPER_MARGIN), key=lambda pid: -best_of[pid])
-    read = read[:READ_PAPERS]
-    return [by_paper[pid] for pid in read] + [by_paper[pid] for pid in order if pid not in read], len(read)
+    close = sorted((pid for pid in best_of if best_of[pid] >= top - PAPER_MARGIN), key=lambda pid: -best_of[pid])
+    first = close[:READ_PAPERS]
+    return [by_paper[pid] for pid in first] + [by_paper[pid] for pid in order if pid not in first], len(first)
 
 
 def answering_parts(
     question: str, parts: Sequence[str], pool: Sequence[Sentence], embedder: Embedder
 ) -> list[Sentence]:
-    """For a question that asks several things (`parts`, from question_parts) of one paper, the paper's sentence
+    """For a question that asks several things (`parts`, rag.question.Asked.parts) of one paper, the paper's sentence
     that answers each part best (`pool`: its sentences, best first), each sentence once: a part already answered
     by a chosen sentence adds none. The best sentence for the whole question stays first."""
     if not pool:
@@ -194,7 +205,8 @@ def answering_parts(
     stems = [content_stems(part) for part in parts]
     for n, (part, part_vector) in enumerate(zip(parts, part_vectors, strict=True)):
         own = stems[n] - set().union(*(other for m, other in enumerate(stems) if m != n))
-        quantity, name, count = asks_quantity(part), asks_name(part), asked_count(part)
+        part_asks = read(part)
+        quantity, name, count = part_asks.quantity, part_asks.name, part_asks.count
         scored = [
             (_part_score(sentence, vector, part_vector, own, name, count), sentence)
             for sentence, vector in zip(pool, sentence_vectors, strict=True)

@@ -31,7 +31,8 @@ from rag.answerers.llm import LLMAnswerer, Message
 from rag.api import Pipeline
 from rag.config import Settings
 from rag.errors import LLMBadResponse
-from rag.types import Answer, Filters, Passage, Usage
+from rag.filters import Filters
+from rag.types import Answer, Passage, Usage
 
 # The name a llama-index LLM answers under in a Pipeline.
 BACKEND = "llama-index"

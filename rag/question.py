@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from rag.text import content_stems, numbers
@@ -207,12 +209,70 @@ def is_follow_up(question: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """What a question asks for, as every stage reads it: retrieval, the decline model, the excerpts a model reads
+    and the extractive answer all take it from `read`, so the question is read once."""
+
+    text: str
+    several: bool  # about several papers (asks_several)
+    quantity: bool  # asks for a number (asks_quantity)
+    name: bool  # asks what something is called (asks_name)
+    count: str | None  # how many things it asks for, as digits (asked_count)
+    wanted: frozenset[str]  # stems of what it asks for (asked_for)
+    terms: tuple[str, ...]  # technical names it uses (named_terms)
+    parts: tuple[str, ...]  # the parts of a compound question, or the question alone (question_parts)
+    follow_up: bool  # points back at the conversation (is_follow_up)
+
+
+@lru_cache(maxsize=1024)
+def read(question: str) -> Asked:
+    """The question, read: computed once per distinct question (and part of one), then looked up."""
+    return Asked(
+        text=question,
+        several=asks_several(question),
+        quantity=asks_quantity(question),
+        name=asks_name(question),
+        count=asked_count(question),
+        wanted=frozenset(asked_for(question)),
+        terms=tuple(named_terms(question)),
+        parts=tuple(question_parts(question)),
+        follow_up=is_follow_up(question),
+    )
+
+
+class IntentKind(StrEnum):
+    """What a metadata question asks of the paper records."""
+
+    AUTHORS = "authors"
+    N_AUTHORS = "n_authors"
+    DATE = "date"
+    UPVOTES = "upvotes"
+    CATEGORY = "category"
+    CODE = "code"
+    ORGANIZATION = "organization"
+    PAPERS_BY = "papers_by"
+    PAPERS_IN_YEARS = "papers_in_years"
+    PAPERS_BY_DATE = "papers_by_date"
+    SINGLE_AUTHOR = "single_author"
+
+
+# The kinds whose answer is a list of papers selected by their records, not facts about the retrieved papers.
+LISTING_KINDS = frozenset(
+    {
+        IntentKind.PAPERS_BY,
+        IntentKind.PAPERS_IN_YEARS,
+        IntentKind.ORGANIZATION,
+        IntentKind.PAPERS_BY_DATE,
+        IntentKind.SINGLE_AUTHOR,
+    }
+)
+
+
+@dataclass(frozen=True)
 class MetadataIntent:
     """A question about the listing data rather than the abstracts' text."""
 
-    # "authors" | "n_authors" | "date" | "upvotes" | "category" | "code" | "organization" | "papers_by" |
-    # "papers_in_years" | "papers_by_date" | "single_author"
-    kind: str
+    kind: IntentKind
     author: str | None = None
     year_from: int | None = None
     year_to: int | None = None
@@ -224,7 +284,7 @@ class MetadataIntent:
     @property
     def lists_papers(self) -> bool:
         """Whether the answer is a list of papers selected by their records, not facts about one paper."""
-        return self.kind in ("papers_by", "papers_in_years", "organization", "papers_by_date", "single_author")
+        return self.kind in LISTING_KINDS
 
 
 class KnownNames(Protocol):
@@ -245,36 +305,36 @@ def metadata_intent(question: str, names: KnownNames) -> MetadataIntent | None:
     if _BY_CUE.search(question):
         author = names.author_named(question)
         if author is not None:
-            return MetadataIntent("papers_by", author=author)
+            return MetadataIntent(IntentKind.PAPERS_BY, author=author)
     year = _YEAR_LIST.search(question)
     if year:
         value, when = int(year["year"]), year["when"].lower()
         span = {"before": (None, value - 1), "after": (value + 1, None), "since": (value, None)}.get(
             when, (value, value)
         )
-        return MetadataIntent("papers_in_years", year_from=span[0], year_to=span[1])
+        return MetadataIntent(IntentKind.PAPERS_IN_YEARS, year_from=span[0], year_to=span[1])
     if _ORGANIZATION.search(question):
         organization = names.organization_named(question)
         if organization is not None:
-            return MetadataIntent("organization", organization=organization)
+            return MetadataIntent(IntentKind.ORGANIZATION, organization=organization)
         if _ANY_ORGANIZATION.search(question):
-            return MetadataIntent("organization")
+            return MetadataIntent(IntentKind.ORGANIZATION)
     by_date = _BY_DATE.search(question)
     if by_date:
         newest = by_date["end"].casefold() not in ("oldest", "earliest")
-        return MetadataIntent("papers_by_date", newest=newest, count=RANKED_PAPERS if by_date["s"] else 1)
+        return MetadataIntent(IntentKind.PAPERS_BY_DATE, newest=newest, count=RANKED_PAPERS if by_date["s"] else 1)
     if _SINGLE_AUTHOR.search(question):
-        return MetadataIntent("single_author")
+        return MetadataIntent(IntentKind.SINGLE_AUTHOR)
     if _CATEGORY.search(question):
-        return MetadataIntent("category")
+        return MetadataIntent(IntentKind.CATEGORY)
     if _CODE.search(question):
-        return MetadataIntent("code", each=bool(_WHICH_OF.search(question)))
+        return MetadataIntent(IntentKind.CODE, each=bool(_WHICH_OF.search(question)))
     if _UPVOTES.search(question):
-        return MetadataIntent("upvotes")
+        return MetadataIntent(IntentKind.UPVOTES)
     if _HOW_MANY_AUTHORS.search(question):
-        return MetadataIntent("n_authors")
+        return MetadataIntent(IntentKind.N_AUTHORS)
     if _AUTHORS_OF.search(question):
-        return MetadataIntent("authors")
+        return MetadataIntent(IntentKind.AUTHORS)
     if _WHEN.search(question):
-        return MetadataIntent("date")
+        return MetadataIntent(IntentKind.DATE)
     return None

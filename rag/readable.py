@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rag.citations import with_markers
 from rag.templates import LEAD_PHRASE
@@ -68,19 +69,47 @@ _GENERIC = re.compile(r"^[A-Z]{2,}s$")
 _FIRST_WORDS = re.compile(r"^\s*(?:(?:a|an|the)\s+)?([^\s()]+)")
 
 
-def short_name(paper: Paper, passage: str = "") -> str:
-    """How an answer names a paper: the method name its title opens with ("SpikeGPT"), else the name `passage`
-    (a quoted passage of its abstract) gives the paper's method ("… denoted as DPENet"), else its title in
-    quotes."""
+# How an answer calls a paper that has no title, and the papers an answer about several cannot tell apart by name.
+UNTITLED = "The untitled paper"
+A_PAPER = "A paper"
+ANOTHER_PAPER = "Another paper"
+
+
+@dataclass(frozen=True)
+class PaperName:
+    """How an answer names a paper, and whether that is its method's name (else its title in quotes, or UNTITLED)."""
+
+    text: str
+    method: bool
+
+
+def paper_name(paper: Paper, passage: str = "") -> PaperName:
+    """The method name the paper's title opens with ("SpikeGPT"), else the name `passage` (a quoted passage of its
+    abstract) gives the paper's method ("… denoted as DPENet"), else its title in quotes."""
     title = (paper.title or "").strip()
     lead = _NAME_LEAD.match(title)
     head = lead.group(1) if lead else ""
-    if "$" not in head and "\\" not in head and len(head.split()) <= 3 and any(_is_name(w) for w in head.split()):
-        return head
+    if (
+        "$" not in head
+        and "\\" not in head
+        and len(head.split()) <= 3
+        and any(_is_method_name(w) for w in head.split())
+    ):
+        return PaperName(head, method=True)
     introduced = introduced_name(passage) if passage else None
     if introduced is not None:
-        return introduced
-    return f"“{title.rstrip('?!. ')}”" if title else "The untitled paper"
+        return PaperName(introduced, method=True)
+    return PaperName(quoted_title(paper), method=False)
+
+
+def short_name(paper: Paper, passage: str = "") -> str:
+    """How an answer names a paper (paper_name), as text."""
+    return paper_name(paper, passage).text
+
+
+def quoted_title(paper: Paper) -> str:
+    """The paper's title in quotes, without its closing punctuation; UNTITLED when it has none."""
+    return f"“{paper.title.strip().rstrip('?!. ')}”" if paper.title and paper.title.strip() else UNTITLED
 
 
 def introduced_name(passage: str) -> str | None:
@@ -99,7 +128,12 @@ def introduced_name(passage: str) -> str | None:
                 if pattern is _BRACKETED and len(rest[: match.start()].split()) > BRACKET_REACH:
                     break  # an acronym that far from the verb abbreviates something else ("… modeling (MLM)")
                 word = match.group(1).strip(",.;:`'\"“”‘’")
-                if _WORD_NAME.fullmatch(word) and _is_name(word) and len(word) <= 24 and not _GENERIC.match(word):
+                if (
+                    _WORD_NAME.fullmatch(word)
+                    and _is_method_name(word)
+                    and len(word) <= 24
+                    and not _GENERIC.match(word)
+                ):
                     return word
         if _CALLED.search(rest) or _BRACKETED.search(rest):
             return None  # it names its method, in a form no answer can write
@@ -111,12 +145,12 @@ def lead_sentence(cited: Sequence[tuple[int, Paper]], names: Sequence[str] | Non
     in `names`), with its marker ("These papers bear on the question: AdaMerging, “Merging Models …” and …
     [1][2][3].")."""
     given = names or [short_name(paper) for _, paper in cited]
-    listed = ["an untitled paper" if name == "The untitled paper" else name for name in given]
+    listed = ["an untitled paper" if name == UNTITLED else name for name in given]
     listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
     return with_markers(f"{LEAD_PHRASE} {listing}.", [number for number, _ in cited])
 
 
-def _is_name(word: str) -> bool:
+def _is_method_name(word: str) -> bool:
     letters = [c for c in word if c.isalpha()]
     inner_capital = any(c.isupper() for c in word[1:].split("-")[0])
     return bool(letters) and (inner_capital or any(c.isdigit() for c in word) or (len(letters) > 1 and word.isupper()))
@@ -128,6 +162,12 @@ _SENTENCE_END = frozenset(".!?\"”’')]")
 def readable(sentence: str, name: str) -> str:
     """`sentence`, quoted from an abstract, with its paper called `name` ("SpikeGPT", "“Title”", "It") where the
     abstract speaks of itself, and a dangling connective removed."""
+    return rewrite(sentence, name)[0]
+
+
+def rewrite(sentence: str, name: str) -> tuple[str, str | None]:
+    """`readable(sentence, name)`, and the name the paper was given as the sentence's subject (`name`, or "The
+    paper" where the sentence names the method itself); None when the sentence does not speak of its paper."""
     text = sentence.strip()
     while (lead := _DANGLING_LEAD.match(text)) and len(text) - lead.end() > 20:
         text = text[lead.end() :]
@@ -138,9 +178,9 @@ def readable(sentence: str, name: str) -> str:
     possessive = {
         "It": "Its",
         "The paper": "The paper’s",
-        "A paper": "A paper’s",
-        "Another paper": "Another paper’s",
-        "The untitled paper": "The untitled paper’s",
+        A_PAPER: f"{A_PAPER}’s",
+        ANOTHER_PAPER: f"{ANOTHER_PAPER}’s",
+        UNTITLED: f"{UNTITLED}’s",
     }.get(name, f"In {name}, the")
     head = ""
     if match := _WE.match(text):
@@ -157,7 +197,7 @@ def readable(sentence: str, name: str) -> str:
     text = f"{head} {text}" if head else text
     if text and text[-1] not in _SENTENCE_END:  # a chunk cut the sentence: end it, or the next one joins it
         text = text.rstrip(",;:-–— ") + "."
-    return text[0].upper() + text[1:] if text else text
+    return (text[0].upper() + text[1:] if text else text), (name if head else None)
 
 
 def _third_person(rest: str) -> str:

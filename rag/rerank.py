@@ -9,7 +9,7 @@ many parameters", the method's effect) are likely after the right abstract only.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rag.embedding import Embedder
 from rag.evidence import LEXICAL_WEIGHT, SEMANTIC_WEIGHT
@@ -36,8 +36,12 @@ WEIGHT = 1.3
 READ_SENTENCES = 3
 
 
+@runtime_checkable
 class Likelihood(Protocol):
     """A language model that can say how likely a reply is."""
+
+    # What it reads of each paper: the title and this many of the abstract's best sentences; None: all of it.
+    rerank_sentences: int | None
 
     def likelihood(self, messages: Sequence[dict[str, str]], reply: str) -> float:
         """Mean log-probability per token of `reply` as the answer to `messages`."""

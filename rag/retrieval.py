@@ -21,9 +21,10 @@ from typing import Any
 
 from rag.catalogue import Catalogue
 from rag.embedding import Embedder
-from rag.question import asks_several
-from rag.store import Store, chunk_where
-from rag.types import Filters, Passage
+from rag.filters import Filters
+from rag.question import read
+from rag.store import Store
+from rag.types import Passage
 
 PAPER_WEIGHT = 0.3
 LEXICAL_WEIGHT = 0.1
@@ -119,7 +120,7 @@ class Retriever:
         if where is False:
             return []
         vector = self.embedder.embed_query(question)
-        lexical_weight = LEXICAL_WEIGHT_SEVERAL if asks_several(question) else self.lexical_weight
+        lexical_weight = LEXICAL_WEIGHT_SEVERAL if read(question).several else self.lexical_weight
         passages = self._ranked(search_text(question), vector, k, filters, where, lexical_weight)
         if reorder is not None:
             passages = reorder(passages)
@@ -131,12 +132,11 @@ class Retriever:
             return None
         if self.catalogue.count(filters, at_most=1) == 0:
             return False
-        categories: list[str] = []
+        primaries = None
         if filters.category is not None and self.store.schema < 2:  # until an ingest upgrades it: primaries only
-            categories = [c for c in self.catalogue.categories(filters) if c.casefold() == filters.category.casefold()]
-        by_id = filters.author is not None or filters.source_file is not None or filters.paper_ids is not None
-        paper_ids = self.catalogue.paper_ids(filters) if by_id else None
-        return chunk_where(filters, categories, paper_ids, self.store.schema)
+            primaries = [c for c in self.catalogue.categories(filters) if c.casefold() == filters.category.casefold()]
+        paper_ids = self.catalogue.paper_ids(filters) if filters.by_paper_ids else None
+        return filters.chroma_where(paper_ids, primaries)
 
     def _ranked(
         self,

@@ -26,7 +26,7 @@ from rag.config import Settings
 from rag.corpus import merge_paper
 from rag.errors import StoreError
 from rag.lexical import ChunkRow
-from rag.types import Chunk, Filters, Paper, PaperRecord
+from rag.types import Chunk, Paper, PaperRecord
 from rag.writers import Lease
 
 # 2: chunks carry every category their paper is listed under (`categories`), for filters on cross-lists.
@@ -88,7 +88,7 @@ def paper_metadata(paper: Paper) -> dict[str, Any]:
     return {key: value for key, value in paper_fields(paper).items() if value is not None}
 
 
-# What `chunk_where` filters chunks by; the rest of a paper's fields live on its paper record only.
+# What `Filters.chroma_where` filters chunks by; the rest of a paper's fields live on its paper record only.
 CHUNK_FIELDS = ("paper_id", "year", "category", "has_code")
 
 
@@ -282,7 +282,7 @@ class Store:
 
     def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The `n` chunks nearest to `vector` as (chunk id, cosine similarity), best first; `where` (from
-        `chunk_where`) keeps only some papers' chunks."""
+        `Filters.chroma_where`) keeps only some papers' chunks."""
         total = self.count_chunks()
         if total == 0 or n <= 0:
             return []
@@ -457,32 +457,6 @@ class Store:
         except Exception:
             return False
         return True
-
-
-def chunk_where(
-    filters: Filters, categories: Sequence[str], paper_ids: Sequence[str] | None, schema: int = SCHEMA_VERSION
-) -> dict[str, Any] | None:
-    """The filters as a Chroma condition on chunk metadata: years and code directly, the category as one of
-    the chunk's `categories` (in a store of an earlier `schema`, as the primary category spelled as the records
-    spell it, `categories`), and the author and file filters as the ids of the papers they let through
-    (`paper_ids`, None when neither is set). Neither list may be empty: the caller knows then that no paper
-    passes."""
-    parts: list[dict[str, Any]] = []
-    if filters.year_from is not None:
-        parts.append({"year": {"$gte": filters.year_from}})
-    if filters.year_to is not None:
-        parts.append({"year": {"$lte": filters.year_to}})
-    if filters.has_code is not None:
-        parts.append({"has_code": {"$eq": filters.has_code}})
-    if filters.category is not None and schema >= 2:
-        parts.append({"categories": {"$contains": filters.category.casefold()}})
-    elif filters.category is not None:
-        parts.append({"category": {"$in": list(categories)}})
-    if paper_ids is not None:
-        parts.append({"paper_id": {"$in": list(paper_ids)}})
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:

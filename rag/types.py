@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date as Date
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,44 +150,14 @@ class ParseProblem(BaseModel):
         return f"{where}: {self.message}"
 
 
-class Filters(BaseModel):
-    """Which papers a question may draw on; every field left None lets every paper through."""
+class Origin(StrEnum):
+    """How an answer came about."""
 
-    model_config = ConfigDict(frozen=True)
-
-    year_from: int | None = Field(default=None, description="Published in this year or later (unknown years excluded).")
-    year_to: int | None = Field(default=None, description="Published in this year or earlier (unknown years excluded).")
-    author: str | None = Field(default=None, description="Part of an author's name, any case.")
-    category: str | None = Field(
-        default=None,
-        description="arXiv category code, e.g. 'LG' or 'cs.LG', any case: the primary one or a cross-list.",
-    )
-    has_code: bool | None = Field(default=None, description="Listed with (True) or without (False) code.")
-    source_file: str | None = Field(default=None, description="Name of a corpus file the paper was found in.")
-    paper_ids: frozenset[str] | None = Field(default=None, description="Only these papers.")
-
-    @property
-    def active(self) -> bool:
-        """Whether any paper can be filtered out."""
-        return any(value is not None for value in self.model_dump().values())
-
-    def allows(self, paper: Paper) -> bool:
-        """Whether `paper` passes every filter that is set."""
-        if self.paper_ids is not None and paper.paper_id not in self.paper_ids:
-            return False
-        if self.year_from is not None and (paper.year is None or paper.year < self.year_from):
-            return False
-        if self.year_to is not None and (paper.year is None or paper.year > self.year_to):
-            return False
-        if self.author is not None:
-            needle = self.author.casefold()
-            if not any(needle in name.casefold() for name in paper.authors or []):
-                return False
-        if self.category is not None and self.category.casefold() not in paper.listed_categories:
-            return False
-        if self.has_code is not None and paper.has_code is not self.has_code:
-            return False
-        return self.source_file is None or self.source_file in paper.files
+    DRAFT = "draft"  # the answerer's text, its citations checked
+    RECORDS = "records"  # written from the paper records: authors, dates, votes
+    FALLBACK = "fallback"  # no sentence of a model's draft survived the check, so the offline answerer's
+    DECLINED = "declined"  # the answerer said the passages do not answer
+    NO_EVIDENCE = "no-evidence"  # the decline model judged that the passages do not answer the question
 
 
 class Passage(BaseModel):
@@ -215,11 +186,22 @@ class Passage(BaseModel):
         description="Not retrieved itself: another chunk of a retrieved paper, added so that the answer can draw on "
         "its whole abstract.",
     )
+    excerpt: str | None = Field(
+        default=None,
+        description="What a language model read of the passage's paper instead of the chunk: the paper's sentences "
+        "that best match the question, in the abstract's order (rag.evidence.excerpts); None: the chunk.",
+    )
 
     @property
     def paper_id(self) -> str:
         """Id of the passage's paper."""
         return self.paper.paper_id
+
+    @property
+    def read(self) -> str:
+        """What the answerer read of this passage, and so what its citations are checked against and quote: the
+        excerpt, else the chunk."""
+        return self.excerpt if self.excerpt is not None else self.text
 
 
 class Citation(BaseModel):
@@ -237,7 +219,10 @@ class Citation(BaseModel):
     category: str | None
     sources: list[Source]
     chunk_id: str
-    passage: str = Field(description="The exact text of the cited chunk.")
+    passage: str = Field(
+        description="What the answer rests on: the cited chunk as stored, or the excerpt of its paper a language "
+        "model read (Passage.read)."
+    )
     score: float = Field(description="Retrieval score of the passage.")
     arxiv_id: str | None = None
     doi: str | None = None
@@ -290,13 +275,7 @@ class Answer(BaseModel):
     removed_markers: list[int] = Field(description="Markers that pointed at no passage and were taken out.")
     passages: list[Passage] = Field(description="Every retrieved passage, in rank order; [n] is passages[n-1].")
     backend: str = Field(description="The answerer asked: extractive, openai or local.")
-    origin: str = Field(
-        default="draft",
-        description="How the answer came about: `draft` (the answerer's text, checked), `records` (written from "
-        "the paper records: authors, dates, votes), `fallback` (no sentence of the LLM's draft survived the "
-        "check, so the offline answerer's), `declined` (the answerer said the passages do not answer), "
-        "`no-evidence` (the decline model judged that the passages do not answer the question).",
-    )
+    origin: Origin = Field(default=Origin.DRAFT, description="How the answer came about (Origin).")
     hedged: bool = Field(
         default=False,
         description="The answer opens with rag.HEDGE_PHRASE: the passages are close to the question, but the decline "

@@ -14,6 +14,7 @@ from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.config import Settings
 from rag.errors import QuestionError
+from rag.filters import Filters
 from rag.question import (
     asked_count,
     asks_name,
@@ -26,7 +27,7 @@ from rag.question import (
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE, HEDGE_PHRASE
 from rag.text import mentions, quantities
-from rag.types import Answer, Filters
+from rag.types import Answer
 from tests.conftest import quoted_from, run_rag
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"

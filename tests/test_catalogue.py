@@ -10,9 +10,9 @@ import pytest
 import rag
 from rag.catalogue import open_catalogue
 from rag.config import Settings
+from rag.filters import Filters
 from rag.lexical import ChunkRow, LexicalIndex, terms
 from rag.store import Store
-from rag.types import Filters
 from tests.conftest import run_rag
 
 
@@ -50,6 +50,23 @@ def test_the_catalogue_lets_through_exactly_the_papers_the_filters_allow(full_st
         assert catalogue.paper_ids(filters) == expected, filters
         assert catalogue.count(filters) == len(expected)
         assert catalogue.count(filters, at_most=3) == min(3, len(expected))
+
+
+def test_each_filter_means_the_same_to_chroma_as_to_the_catalogue_and_to_a_paper(full_store, papers) -> None:  # type: ignore[no-untyped-def]
+    """Filters are defined once (rag.filters.RULES); the Chroma condition on chunk metadata, with the catalogue's
+    ids for what Chroma cannot test, keeps the chunks of exactly the papers `allows` lets through."""
+    pipe = rag.pipeline(full_store[0])
+    chunks = pipe.retriever.store._chunks
+    for filters in filter_cases(papers):
+        allowed = {pid for pid, paper in papers.items() if filters.allows(paper)}
+        where = pipe.retriever._where(filters)
+        if where is False:
+            assert not allowed, filters
+            continue
+        found = (
+            chunks.get(where=where, include=["metadatas"]) if where is not None else chunks.get(include=["metadatas"])
+        )
+        assert {m["paper_id"] for m in found["metadatas"]} == allowed, filters
 
 
 def test_retrieval_with_any_filter_returns_only_papers_the_filter_allows(full_store, papers) -> None:  # type: ignore[no-untyped-def]

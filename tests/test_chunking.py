@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -72,3 +73,39 @@ def test_splitting_sentences_before_an_ingest_leaves_nltk_whole_for_the_chunker(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) == len(Chunker(64).chunk(papers[0]))
+
+
+def test_the_punkt_shortcut_splits_as_nltk_imported_whole_does(papers) -> None:  # type: ignore[no-untyped-def]
+    # rag.text loads Punkt without nltk's package import; should that ever differ from nltk's own, stored sentence
+    # vectors would stop matching the sentences a question splits. A fresh process imports nltk whole.
+    from rag.text import _bare_punkt
+
+    abstracts = [paper.abstract for paper in papers[:40]]
+    bare = [list(_bare_punkt().span_tokenize(text)) for text in abstracts]
+    script = (
+        "import json, sys\n"
+        "from nltk.tokenize.punkt import PunktSentenceTokenizer\n"
+        "texts = json.load(sys.stdin)\n"
+        "print(json.dumps([list(PunktSentenceTokenizer().span_tokenize(t)) for t in texts]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(abstracts), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert [[tuple(span) for span in spans] for spans in json.loads(done.stdout)] == bare
+    assert sum(len(spans) for spans in bare) > 200
+
+
+def test_sentences_are_split_by_nltk_imported_as_usual_where_the_shortcut_fails(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import rag.text
+
+    def broken() -> None:
+        raise ImportError("a layout the shortcut does not know")
+
+    monkeypatch.setattr(rag.text, "_bare_punkt", broken)
+    monkeypatch.delitem(sys.modules, "nltk", raising=False)
+    rag.text._punkt.cache_clear()
+    try:
+        assert rag.text.sentences("One sentence here. Another one here.") == ["One sentence here.", "Another one here."]
+    finally:
+        rag.text._punkt.cache_clear()

@@ -9,10 +9,10 @@ import pytest
 import rag
 from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
-from rag.api import _assemble
+from rag.api import Request
 from rag.citations import check, clean_draft, is_decline, judge_claim, normalise_markers, split_answer
 from rag.text import sentences
-from rag.types import Passage
+from rag.types import Origin, Passage
 
 FISHER = "Merging Models with Fisher-Weighted Averaging"
 # A sentence of the Fisher-merging abstract (003, paper 1), and a claim of another paper of the same retrieval.
@@ -135,11 +135,12 @@ def test_an_unchecked_example_sentence_copied_from_a_prompt_is_never_supported(p
 def test_a_model_that_declines_is_respected(pipe: Pipeline, passages: list[Passage]) -> None:
     assert is_decline("The passages do not mention how many GPUs were used.")
     assert not is_decline("Fisher merging does not need any training data.")
-    answer = _assemble("q", "The provided passages do not contain this information.", passages, "local", "draft",
-                       None, pipe.embedder)  # fmt: skip
-    assert answer.abstained and answer.origin == "declined"
-    mixed = _assemble("q", f"{FISHER_CLAIM} [1] The passages do not say how fast it is.", passages, "local",
-                      "draft", None, pipe.embedder)  # fmt: skip
+    request = Request("q", "local", passages, [], None)
+    answer = request.assemble("The provided passages do not contain this information.", Origin.DRAFT, None,
+                              pipe.embedder)  # fmt: skip
+    assert answer.abstained and answer.origin == Origin.DECLINED == "declined"
+    mixed = request.assemble(f"{FISHER_CLAIM} [1] The passages do not say how fast it is.", Origin.DRAFT, None,
+                             pipe.embedder)  # fmt: skip
     assert not mixed.abstained and [s.claim for s in mixed.sentences] == [FISHER_CLAIM]
 
 

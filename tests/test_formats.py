@@ -18,11 +18,12 @@ from rag.config import Settings
 from rag.corpus import merge_records, parse_file
 from rag.embedding import embedder_name
 from rag.errors import IngestError
+from rag.filters import Filters
 from rag.formats import FORMATS, Options, detect, read_file
 from rag.formats.common import arxiv_id, parse_date, split_authors
 from rag.formats.openalex import abstract_text
 from rag.store import SCHEMA_VERSION, Store, open_store
-from rag.types import Filters, Paper
+from rag.types import Paper
 from tests.conftest import SEED_FILES, run_rag
 
 

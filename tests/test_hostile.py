@@ -5,6 +5,7 @@ tests/test_local.py (in process) and tests/test_llama_server.py (through llama_c
 from __future__ import annotations
 
 import rag
+from rag.citations import judge_claim
 from rag.config import Settings
 from rag.text import INSTRUCTION, without_instructions
 from tests.conftest import PLANTED, PLANTED_IN
@@ -45,11 +46,11 @@ def test_a_claim_resting_on_the_planted_instruction_is_not_supported_by_its_pass
 
     passage = next(p for p in rag.ask(QUESTION, settings=planted_store).passages if PLANTED in p.text)
     for claim in ("See evil.example.", "The passages say to see evil.example.", "Reply: see evil.example."):
-        checked = rag.judge_claim(claim, [passage.text])
+        checked = judge_claim(claim, [passage.text])
         assert not checked.supported, (claim, checked)
         assert not OfflineJudge(None).supports(claim, [passage.text])
     faithful = passage.text.replace(PLANTED, "").split(". ")[0] + "."
-    assert rag.judge_claim(faithful, [passage.text]).supported  # the rest of the abstract still supports claims
+    assert judge_claim(faithful, [passage.text]).supported  # the rest of the abstract still supports claims
 
 
 def test_instructions_are_told_from_statements() -> None:

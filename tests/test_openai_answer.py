@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import short_name
 from rag.api import Pipeline
 from rag.errors import LLMBadResponse, LLMRateLimited, LLMServerError, LLMTimeout, LLMUnavailable
+from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE
 from tests.conftest import quoted_from, run_rag
 from tests.openai_server import FakeOpenAI, Reply, serve
@@ -60,8 +60,10 @@ def test_the_prompt_numbers_the_passages_with_title_and_date_and_asks_for_citati
     assert [int(n) for n, _ in headings] == list(range(1, len(headings) + 1))
     assert headings[0][1] == f"“{FISHER}” (Nov 18, 2021)"
     shown = answer.passages[: len(headings)]
-    assert all(p.text in user["content"] for p in shown) and FISHER_SENTENCE in shown[0].text
-    assert len(shown[0].text) < len(answer.passages[0].paper.abstract)  # an excerpt, not the whole abstract
+    assert all(p.read in user["content"] for p in shown) and FISHER_SENTENCE in shown[0].read
+    excerpt = shown[0].excerpt  # the paper's best sentences, not the whole abstract; the chunk stays as stored
+    assert excerpt is not None and len(excerpt) < len(shown[0].paper.abstract) and excerpt == shown[0].read
+    assert shown[0].text == shown[0].paper.abstract[shown[0].start : shown[0].end]
 
 
 def test_a_faithful_streamed_answer_is_checked_cited_and_reports_usage(full_store, server) -> None:  # type: ignore[no-untyped-def]

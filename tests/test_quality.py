@@ -49,3 +49,13 @@ def test_the_readme_is_short_and_every_link_of_the_docs_resolves_to_a_file_of_th
             assert path.is_file() and path.is_relative_to(REPO), f"{page.name}: {target}"
             linked.add(path)
     assert {p.resolve() for p in pages[1:]} <= linked  # every docs page is reachable
+
+
+def test_the_package_exports_what_users_call_and_not_the_stages_parts() -> None:
+    import rag
+
+    assert all(hasattr(rag, name) for name in rag.__all__)
+    assert {"ask", "ingest", "list_papers", "Pipeline", "Answer", "Filters", "Origin", "RagError"} <= set(rag.__all__)
+    internals = {"judge_claim", "split_answer", "paper_header", "parse_markers", "Embedder", "SUPPORT_THRESHOLD"}
+    assert not internals & set(rag.__all__)
+    assert rag.Origin.NO_EVIDENCE == "no-evidence" and rag.Answer.model_fields["origin"].default is rag.Origin.DRAFT

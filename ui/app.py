@@ -18,6 +18,7 @@ import gradio as gr
 
 import rag
 from rag import ABSTAIN_PHRASE, Answer, Filters, RagError
+from rag.citations import split_answer
 from rag.formats import FORMATS, Options
 
 EXAMPLES = [
@@ -83,7 +84,7 @@ def _source_sentence(claim: str, passage: str) -> str | None:
     words, when it shares at least half of them ("SpikeGPT proposes …" comes from "We propose …")."""
     wanted = set(re.findall(r"\w+", claim.lower()))
     best, share = None, 0.5
-    for sentence in rag.split_answer(passage):
+    for sentence in split_answer(passage):
         found = len(wanted & set(re.findall(r"\w+", sentence.lower()))) / max(1, len(wanted))
         if found >= share and sentence.strip() in passage:
             best, share = sentence.strip(), found

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag.types import Passage, Usage
+
+if TYPE_CHECKING:
+    from rag.rerank import Likelihood
 
 OnText = Callable[[str], None]
 # Told what the pipeline is doing while nothing is written yet ("Rereading the 2 best abstracts …"), for a UI.
@@ -34,6 +37,18 @@ class Answerer(Protocol):
     """Writes an answer to a question from numbered passages."""
 
     name: str
+
+    @property
+    def verbatim(self) -> bool:
+        """Whether its sentences are the passages' own, quoted: then it reads whole passages and its answer needs
+        no fallback. A model writing its own sentences reads excerpts, and a draft of which no sentence survives
+        the citation check gives way to the offline answer."""
+        ...
+
+    @property
+    def scorer(self) -> Likelihood | None:
+        """The model that can say how likely a question is after a passage, for reranking; None when none can."""
+        ...
 
     def answer(
         self, question: str, passages: Sequence[Passage], history: Sequence[Turn], on_text: OnText | None = None

@@ -10,8 +10,9 @@ from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
 from rag.evidence import Sentence, answering_parts, rank_sentences
-from rag.question import asked_count, asked_for, asks_name, asks_quantity, asks_several, question_parts
-from rag.readable import lead_sentence, readable, short_name
+from rag.question import read
+from rag.readable import A_PAPER, ANOTHER_PAPER, PaperName, lead_sentence, paper_name, rewrite
+from rag.rerank import Likelihood
 from rag.templates import ABSTAIN_PHRASE
 from rag.text import INTRODUCES, OWN_WORK, content_stems, mentions, names, numbers, quantities, written_names
 from rag.types import Passage
@@ -30,6 +31,8 @@ class ExtractiveAnswerer:
     """Answers with sentences taken verbatim from the passages, each ending with its passage's marker."""
 
     name = "extractive"
+    verbatim = True
+    scorer: Likelihood | None = None
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
@@ -45,7 +48,7 @@ class ExtractiveAnswerer:
             return emit(ABSTAIN_PHRASE, on_text)
         chosen = self._choose(question, candidates)
         chosen.sort(key=lambda c: c.order)
-        return emit(" ".join(self._sentences(chosen, passages, asks_several(question))), on_text)
+        return emit(" ".join(self._sentences(chosen, passages, read(question).several)), on_text)
 
     def _sentences(self, chosen: list[Sentence], passages: Sequence[Passage], several: bool) -> list[str]:
         """The chosen sentences as an answer's, each with its marker. Each names its paper where the abstract says
@@ -57,28 +60,28 @@ class ExtractiveAnswerer:
         # paper, else by the name its first quoted passage gives its method (the passage that sentence cites, so
         # that the name is in what it cites), since a list of whole titles is hard to read.
         listing = several and len(papers) >= 2
-        named: dict[str, str] = {}
+        named: dict[str, PaperName] = {}
         for s in chosen:
             paper = papers[s.paper_id]
             passage = passages[s.number - 1].text if listing or not paper.title else ""
-            named.setdefault(s.paper_id, short_name(paper, passage))
+            named.setdefault(s.paper_id, paper_name(paper, passage))
         numbers = list(dict.fromkeys(s.number for s in chosen))
         out = []
         if listing:
             cited = [(n, passages[n - 1].paper) for n in numbers]
-            out.append(lead_sentence(cited, [named[passages[n - 1].paper_id] for n in numbers]))
+            out.append(lead_sentence(cited, [named[passages[n - 1].paper_id].text for n in numbers]))
         previous: str | None = None
         unnamed = 0
         for sentence in chosen:
-            name = named[sentence.paper_id]
+            name = named[sentence.paper_id].text
             if sentence.paper_id == previous:
                 name = "It"
-            elif out and (name.startswith(("“", "The untitled")) or (listing and name in sentence.text)):
+            elif out and (not named[sentence.paper_id].method or (listing and name in sentence.text)):
                 # the lead gave the title already, or the sentence names the method itself: "The paper" would
                 # not tell the papers apart
-                name = "A paper" if unnamed == 0 else "Another paper"
-            text = readable(sentence.text, name)
-            unnamed += text.startswith(("A paper", "Another paper"))
+                name = A_PAPER if unnamed == 0 else ANOTHER_PAPER
+            text, subject = rewrite(sentence.text, name)
+            unnamed += subject in (A_PAPER, ANOTHER_PAPER)
             out.append(with_markers(text, [sentence.number]))
             previous = sentence.paper_id
         return out
@@ -87,12 +90,12 @@ class ExtractiveAnswerer:
         """Every sentence of every passage, scored against the question, best first. About several papers, of the
         chunks added to give a paper's whole abstract only the sentences saying what the paper does: they are all
         `_choose` takes from them, and a question about eight papers would otherwise embed some two hundred."""
-        keep = (lambda p, text: not p.expanded or bool(OWN_WORK.search(text))) if asks_several(question) else None
+        keep = (lambda p, text: not p.expanded or bool(OWN_WORK.search(text))) if read(question).several else None
         return rank_sentences(question, passages, self.embedder, keep=keep)
 
     def _choose(self, question: str, ranked: list[Sentence]) -> list[Sentence]:
-        best = ranked[0]
-        if asks_several(question):
+        best, asked = ranked[0], read(question)
+        if asked.several:
             # The papers with a sentence close enough to the question, each described by its most relevant
             # sentence saying what the paper itself does ("we propose ..."), however close that one is: the topic
             # sentence that matched ("Domain adaptation attempts to ...") tells the papers apart by nothing.
@@ -108,9 +111,8 @@ class ExtractiveAnswerer:
         # the first lacks (the method's name, the result), or is nearly as relevant. A question asking for a
         # quantity or a name also gets the paper's sentence that states one, when none of these does.
         same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]
-        parts = question_parts(question)
-        if len(parts) > 1:
-            return answering_parts(question, parts, [best, *same], self.embedder)
+        if len(asked.parts) > 1:
+            return answering_parts(question, asked.parts, [best, *same], self.embedder)
         known = names(best.text) | numbers(best.text) | names(question) | numbers(question)
         chosen = [best]
         for candidate in same:
@@ -121,11 +123,11 @@ class ExtractiveAnswerer:
                 chosen.append(candidate)
                 break
         wanted = []
-        if asks_quantity(question) and (stating := _stating(question, chosen, same)) is not None:
+        if asked.quantity and (stating := _stating(question, chosen, same)) is not None:
             wanted.append(stating)
-        if asks_name(question) and (naming := _naming(question, chosen + wanted, same)) is not None:
+        if asked.name and (naming := _naming(question, chosen + wanted, same)) is not None:
             wanted.append(naming)
-        if (count := asked_count(question)) and (counting := _counting(count, chosen + wanted, same)) is not None:
+        if (count := asked.count) and (counting := _counting(count, chosen + wanted, same)) is not None:
             wanted.append(counting)
         if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
             chosen = chosen[:1]
@@ -136,7 +138,7 @@ def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sen
     """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does.
     Where the question names what it measures ("what accuracy"), a chosen sentence's number counts only beside
     that word ("a 12-layer network" does not state an accuracy), and a sentence holding both is preferred."""
-    given, asked = numbers(question), asked_for(question)
+    given, asked = numbers(question), read(question).wanted
 
     def states(sentence: Sentence) -> bool:
         return bool(quantities(sentence.text) - given)

@@ -12,6 +12,7 @@ from typing import Protocol
 from rag.answerers.base import Draft, OnText, Turn
 from rag.citations import strip_reasoning
 from rag.errors import LLMBadResponse
+from rag.rerank import Likelihood
 from rag.templates import ABSTAIN_PHRASE, render
 from rag.types import Passage, Usage
 
@@ -45,7 +46,7 @@ def render_passages(passages: Sequence[Passage]) -> str:
     for number, passage in enumerate(passages, 1):
         paper = passage.paper
         title = f"“{paper.title}”" if paper.title else "(untitled)"
-        blocks.append(f"[{number}] {title}" + (f" ({paper.date})" if paper.date else "") + f"\n{passage.text}")
+        blocks.append(f"[{number}] {title}" + (f" ({paper.date})" if paper.date else "") + f"\n{passage.read}")
     return "\n\n".join(blocks)
 
 
@@ -62,9 +63,16 @@ def render_history(history: Sequence[Turn]) -> str:
 class LLMAnswerer:
     """Writes answers with a ChatModel from the prompts in prompts/."""
 
+    verbatim = False
+
     def __init__(self, model: ChatModel) -> None:
         self.model = model
         self.name = model.name
+
+    @property
+    def scorer(self) -> Likelihood | None:
+        """The model, when it can score a reply's likelihood (llama.cpp in this process can; an endpoint cannot)."""
+        return self.model if isinstance(self.model, Likelihood) else None
 
     def messages(
         self, question: str, passages: Sequence[Passage], history: Sequence[Turn]

@@ -7,17 +7,12 @@ from collections.abc import Sequence
 from datetime import date
 
 from rag.citations import with_markers
-from rag.question import MetadataIntent
+from rag.question import IntentKind, MetadataIntent
+from rag.readable import quoted_title
 from rag.types import Paper, Passage
 
 # "Which of them has code?" is answered for this many of the best papers.
 EACH_PAPERS = 3
-
-
-def paper_name(paper: Paper) -> str:
-    """How a generated sentence names a paper: its title in quotes, without the final ? or ! that would end
-    the sentence."""
-    return f"“{paper.title.rstrip('?!. ')}”" if paper.title else "The untitled paper"
 
 
 def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> list[str]:
@@ -30,49 +25,49 @@ def metadata_sentences(intent: MetadataIntent, passages: Sequence[Passage]) -> l
     out: list[str] = []
     if intent.lists_papers:
         order = list(first.items())
-        if intent.kind == "papers_by_date":  # the oldest (or newest) first
+        if intent.kind == IntentKind.PAPERS_BY_DATE:  # the oldest (or newest) first
             order.sort(key=lambda item: papers[item[0]].published or date.max, reverse=intent.newest)
         for pid, number in order:
             paper = papers[pid]
-            if intent.kind == "papers_by" and intent.author in (paper.authors or []):
-                out.append(with_markers(f"{paper_name(paper)} lists {intent.author} among its authors.", [number]))
-            elif (intent.kind == "papers_in_years" and paper.year is not None and _in_span(paper.year, intent)) or (
-                intent.kind == "papers_by_date" and paper.published is not None
-            ):
-                out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
-            elif intent.kind == "single_author" and author_count(paper) == 1:
-                out.append(with_markers(f"{paper_name(paper)} has a single author{_named(paper)}.", [number]))
-            elif intent.kind == "organization" and _carries(paper, intent.organization):
+            if intent.kind == IntentKind.PAPERS_BY and intent.author in (paper.authors or []):
+                out.append(with_markers(f"{quoted_title(paper)} lists {intent.author} among its authors.", [number]))
+            elif (
+                intent.kind == IntentKind.PAPERS_IN_YEARS and paper.year is not None and _in_span(paper.year, intent)
+            ) or (intent.kind == IntentKind.PAPERS_BY_DATE and paper.published is not None):
+                out.append(with_markers(f"{quoted_title(paper)} was published {paper.date}.", [number]))
+            elif intent.kind == IntentKind.SINGLE_AUTHOR and author_count(paper) == 1:
+                out.append(with_markers(f"{quoted_title(paper)} has a single author{_named(paper)}.", [number]))
+            elif intent.kind == IntentKind.ORGANIZATION and _carries(paper, intent.organization):
                 dated = f" and is dated {paper.date}" if paper.date else ""
-                sentence = f"{paper_name(paper)} carries the organisation tag {paper.organization}{dated}."
+                sentence = f"{quoted_title(paper)} carries the organisation tag {paper.organization}{dated}."
                 out.append(with_markers(sentence, [number]))
         return out
-    if intent.kind == "code":
+    if intent.kind == IntentKind.CODE:
         shown = list(first.items())[: EACH_PAPERS if intent.each else 1]
         for pid, number in shown:
             paper = papers[pid]
             if paper.has_code is not None:
                 listed = "lists code" if paper.has_code else "lists no code"
-                out.append(with_markers(f"{paper_name(paper)} {listed} in the listing.", [number]))
+                out.append(with_markers(f"{quoted_title(paper)} {listed} in the listing.", [number]))
         return out
     number, paper = 1, passages[0].paper
-    if intent.kind == "authors" and paper.authors:
+    if intent.kind == IntentKind.AUTHORS and paper.authors:
         names = ", ".join(paper.authors) + (" et al." if paper.et_al else "")
         out.append(
             with_markers(
-                f"The listed authors of {paper_name(paper)} are {names}" + ("" if paper.et_al else "."), [number]
+                f"The listed authors of {quoted_title(paper)} are {names}" + ("" if paper.et_al else "."), [number]
             )
         )
-    elif intent.kind in ("authors", "n_authors") and paper.n_authors is not None:
-        out.append(with_markers(f"{paper_name(paper)} has {paper.n_authors} authors.", [number]))
-    elif intent.kind == "n_authors" and paper.authors and not paper.et_al:
-        out.append(with_markers(f"{paper_name(paper)} has {len(paper.authors)} authors.", [number]))
-    elif intent.kind == "date" and paper.date:
-        out.append(with_markers(f"{paper_name(paper)} was published {paper.date}.", [number]))
-    elif intent.kind == "category" and paper.category:
-        out.append(with_markers(f"{paper_name(paper)} is listed under category {paper.category}.", [number]))
-    elif intent.kind == "upvotes" and paper.upvotes is not None:
-        out.append(with_markers(f"{paper_name(paper)} has {paper.upvotes} upvotes in the listing.", [number]))
+    elif intent.kind in (IntentKind.AUTHORS, IntentKind.N_AUTHORS) and paper.n_authors is not None:
+        out.append(with_markers(f"{quoted_title(paper)} has {paper.n_authors} authors.", [number]))
+    elif intent.kind == IntentKind.N_AUTHORS and paper.authors and not paper.et_al:
+        out.append(with_markers(f"{quoted_title(paper)} has {len(paper.authors)} authors.", [number]))
+    elif intent.kind == IntentKind.DATE and paper.date:
+        out.append(with_markers(f"{quoted_title(paper)} was published {paper.date}.", [number]))
+    elif intent.kind == IntentKind.CATEGORY and paper.category:
+        out.append(with_markers(f"{quoted_title(paper)} is listed under category {paper.category}.", [number]))
+    elif intent.kind == IntentKind.UPVOTES and paper.upvotes is not None:
+        out.append(with_markers(f"{quoted_title(paper)} has {paper.upvotes} upvotes in the listing.", [number]))
     return out
 
 
