@@ -10,7 +10,18 @@ from dataclasses import dataclass, replace
 
 from rag.embedding import Embedder
 from rag.question import read
-from rag.text import INSTRUCTION, INTRODUCES, OWN_WORK, content_stems, names, numbers, quantities, sentence_spans
+from rag.text import (
+    INSTRUCTION,
+    INTRODUCES,
+    OWN_WORK,
+    content_stems,
+    mentions,
+    names,
+    numbers,
+    quantities,
+    sentence_spans,
+    written_names,
+)
 from rag.types import Passage
 
 # Sentences that point elsewhere rather than state a finding: links, code and data availability.
@@ -162,10 +173,9 @@ def excerpts(
     chosen: dict[str, list[Sentence]] = {}
     asked = read(question)
     parts = asked.parts
-    if len(parts) > 1 and ranked and not asked.several:
-        # the best paper's sentence for each part of a compound question, as the extractive answer quotes them
-        pool = [s for s in ranked if s.paper_id == ranked[0].paper_id]
-        chosen[ranked[0].paper_id] = answering_parts(question, parts, pool, embedder)
+    if ranked and not asked.several:
+        # the best paper's sentences that answer the question, as the extractive answer quotes them
+        chosen[ranked[0].paper_id] = answering_sentences(question, ranked, embedder)
     for sentence in ranked:
         kept = chosen.setdefault(sentence.paper_id, [])
         if len(kept) < max(per_paper, len(parts)) and all(s.text != sentence.text for s in kept):
@@ -234,3 +244,94 @@ def _part_score(
         + PART_WHOLE * sentence.relevance
         + NAME_BONUS * (introduces or counts)
     )
+
+
+# An answer about one paper quotes at most this many of its sentences (one asking several things: one per part,
+# MAX_PARTS).
+MAX_SINGLE = 3
+# A second sentence of the best paper joins the first when it adds a name or a number the first lacks and comes
+# within this much of its relevance, or comes within half of it whatever it adds.
+SECOND_SENTENCE_MARGIN = 0.15
+
+
+def answering_sentences(question: str, ranked: Sequence[Sentence], embedder: Embedder) -> list[Sentence]:
+    """The sentences of the best paper (that of `ranked[0]`) that answer a question about one paper, best first:
+    what the extractive answer quotes and what a model's excerpt of that paper holds. A compound question gets
+    its best sentence for each part. Otherwise the best sentence, and a second one when it adds a name or a number
+    the first lacks (the method's name, the result) or is nearly as relevant; a question asking for a quantity,
+    a name or a count of things also gets the paper's sentence that states one, when none of these does."""
+    if not ranked:
+        return []
+    best, asked = ranked[0], read(question)
+    same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]
+    if len(asked.parts) > 1:
+        return answering_parts(question, asked.parts, [best, *same], embedder)
+    known = names(best.text) | numbers(best.text) | names(question) | numbers(question)
+    chosen = [best]
+    for candidate in same:
+        adds = (names(candidate.text) | numbers(candidate.text)) - known
+        if (adds and candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN) or (
+            candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN / 2
+        ):
+            chosen.append(candidate)
+            break
+    wanted = []
+    if asked.quantity and (stating := _stating(question, chosen, same)) is not None:
+        wanted.append(stating)
+    if asked.name and (naming := _naming(question, chosen + wanted, same)) is not None:
+        wanted.append(naming)
+    if asked.count and (counting := _counting(asked.count, chosen + wanted, same)) is not None:
+        wanted.append(counting)
+    if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
+        chosen = chosen[:1]
+    return chosen + wanted
+
+
+def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does.
+    Where the question names what it measures ("what accuracy"), a chosen sentence's number counts only beside
+    that word ("a 12-layer network" does not state an accuracy), and a sentence holding both is preferred."""
+    given, asked = numbers(question), read(question).wanted
+
+    def states(sentence: Sentence) -> bool:
+        return bool(quantities(sentence.text) - given)
+
+    def measures(sentence: Sentence) -> bool:
+        return states(sentence) and (not asked or bool(asked & content_stems(sentence.text)))
+
+    if any(measures(c) for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    pool = [c for c in same if c.text not in texts and states(c)]
+    best = next((c for c in pool if measures(c)), None)
+    if best is not None or any(states(c) for c in chosen):
+        return best
+    return next(iter(pool), None)
+
+
+def _counting(count: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's most relevant sentence that says how many there are of the things the question asks for
+    ("Which three classic problems ...": "three challenging geometric problems -- finding planar convex hulls,
+    ..."), when no chosen sentence does: that is the sentence that lists them."""
+    if any(count in numbers(c.text) for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    return next((c for c in same if c.text not in texts and count in numbers(c.text)), None)
+
+
+def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+    """The paper's sentence that names what the question asks for, when no chosen sentence names it: the names
+    the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
+    does not use or spell out. Among the sentences holding one, one that introduces it comes first, then the most
+    relevant."""
+
+    def new(sentences: list[Sentence]) -> set[str]:  # not one the question uses or spells out (KD: "knowledge ...")
+        return {n.lower() for c in sentences for n in written_names(c.text) if not mentions(question, n)}
+
+    introduced = new([c for c in same + chosen if INTRODUCES.search(c.text)])
+    wanted = introduced or new(same + chosen)
+    if not wanted or any(names(c.text) & wanted for c in chosen):
+        return None
+    texts = {c.text for c in chosen}
+    offering = [c for c in same if c.text not in texts and names(c.text) & wanted]
+    return min(offering, key=lambda c: not INTRODUCES.search(c.text), default=None)

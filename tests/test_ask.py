@@ -531,3 +531,26 @@ def test_auto_backend_is_openai_only_when_an_endpoint_is_configured(monkeypatch:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     assert Settings().resolved_backend == "openai"
     assert Settings(backend="extractive").resolved_backend == "extractive"
+
+
+def test_a_models_excerpt_holds_the_sentences_the_extractive_answer_quotes(pipe: Pipeline) -> None:
+    # The name asked for stands in a sentence that ranks below the paper's three best ("We call this architecture
+    # a Pointer Net (Ptr-Net)."); the extractive answer adds it, and the model reading an excerpt must see it too.
+    from rag.evidence import answering_sentences, excerpts, rank_sentences
+
+    question = (
+        "What sequence model uses attention not to blend encoder states but to pick an element of the input as "
+        "each output, so it can handle output vocabularies whose size depends on the input length, e.g. for convex "
+        "hulls or the travelling salesman problem?"
+    )
+    passages = pipe.retriever.retrieve(question, 5, expand=2)
+    ranked = rank_sentences(question, passages, pipe.embedder)
+    quoted = answering_sentences(question, ranked, pipe.embedder)
+    best = [s for s in ranked if s.paper_id == ranked[0].paper_id]
+    naming = next(s for s in quoted if s.text.startswith("We call this architecture"))
+    assert naming not in best[:3]  # the three sentences a model would read of the paper without it
+    shown, count = excerpts(question, passages, pipe.embedder)
+    assert count >= 1 and shown[0].paper_id == ranked[0].paper_id and shown[0].excerpt is not None
+    assert all(s.text in shown[0].excerpt for s in quoted), shown[0].excerpt
+    answer = pipe.ask(question, backend="extractive")
+    assert "Ptr-Net" in answer.text

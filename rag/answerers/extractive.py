@@ -9,22 +9,18 @@ from collections.abc import Sequence
 from rag.answerers.base import Draft, OnText, Turn, emit
 from rag.citations import with_markers
 from rag.embedding import Embedder
-from rag.evidence import Sentence, answering_parts, rank_sentences
+from rag.evidence import Sentence, answering_sentences, rank_sentences
 from rag.question import read
 from rag.readable import A_PAPER, ANOTHER_PAPER, PaperName, lead_sentence, paper_name, rewrite
 from rag.rerank import Likelihood
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import INTRODUCES, OWN_WORK, content_stems, mentions, names, numbers, quantities, written_names
+from rag.text import OWN_WORK
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
 # to the question (on the development multi-paper questions: 43% of cited papers gold, 65% of gold cited).
 MULTI_KEEP_ABOVE = 0.45
-SECOND_SENTENCE_MARGIN = 0.15
 MAX_SENTENCES = 5
-# An answer about one paper quotes at most this many of its sentences (one asking several things: one per part,
-# rag/evidence.py MAX_PARTS).
-MAX_SINGLE = 3
 
 
 class ExtractiveAnswerer:
@@ -94,8 +90,7 @@ class ExtractiveAnswerer:
         return rank_sentences(question, passages, self.embedder, keep=keep)
 
     def _choose(self, question: str, ranked: list[Sentence]) -> list[Sentence]:
-        best, asked = ranked[0], read(question)
-        if asked.several:
+        if read(question).several:
             # The papers with a sentence close enough to the question, each described by its most relevant
             # sentence saying what the paper itself does ("we propose ..."), however close that one is: the topic
             # sentence that matched ("Domain adaptation attempts to ...") tells the papers apart by nothing.
@@ -107,78 +102,4 @@ class ExtractiveAnswerer:
                     per_paper.setdefault(candidate.paper_id, candidate)
             order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
             return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
-        # One paper: the best sentence, and a second one of the same paper when it adds a name or a number
-        # the first lacks (the method's name, the result), or is nearly as relevant. A question asking for a
-        # quantity or a name also gets the paper's sentence that states one, when none of these does.
-        same = [c for c in ranked[1:] if c.paper_id == best.paper_id and c.text != best.text]
-        if len(asked.parts) > 1:
-            return answering_parts(question, asked.parts, [best, *same], self.embedder)
-        known = names(best.text) | numbers(best.text) | names(question) | numbers(question)
-        chosen = [best]
-        for candidate in same:
-            adds = (names(candidate.text) | numbers(candidate.text)) - known
-            if (adds and candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN) or (
-                candidate.relevance >= best.relevance - SECOND_SENTENCE_MARGIN / 2
-            ):
-                chosen.append(candidate)
-                break
-        wanted = []
-        if asked.quantity and (stating := _stating(question, chosen, same)) is not None:
-            wanted.append(stating)
-        if asked.name and (naming := _naming(question, chosen + wanted, same)) is not None:
-            wanted.append(naming)
-        if (count := asked.count) and (counting := _counting(count, chosen + wanted, same)) is not None:
-            wanted.append(counting)
-        if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
-            chosen = chosen[:1]
-        return chosen + wanted
-
-
-def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
-    """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does.
-    Where the question names what it measures ("what accuracy"), a chosen sentence's number counts only beside
-    that word ("a 12-layer network" does not state an accuracy), and a sentence holding both is preferred."""
-    given, asked = numbers(question), read(question).wanted
-
-    def states(sentence: Sentence) -> bool:
-        return bool(quantities(sentence.text) - given)
-
-    def measures(sentence: Sentence) -> bool:
-        return states(sentence) and (not asked or bool(asked & content_stems(sentence.text)))
-
-    if any(measures(c) for c in chosen):
-        return None
-    texts = {c.text for c in chosen}
-    pool = [c for c in same if c.text not in texts and states(c)]
-    best = next((c for c in pool if measures(c)), None)
-    if best is not None or any(states(c) for c in chosen):
-        return best
-    return next(iter(pool), None)
-
-
-def _counting(count: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
-    """The paper's most relevant sentence that says how many there are of the things the question asks for
-    ("Which three classic problems ...": "three challenging geometric problems -- finding planar convex hulls,
-    ..."), when no chosen sentence does: that is the sentence that lists them."""
-    if any(count in numbers(c.text) for c in chosen):
-        return None
-    texts = {c.text for c in chosen}
-    return next((c for c in same if c.text not in texts and count in numbers(c.text)), None)
-
-
-def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
-    """The paper's sentence that names what the question asks for, when no chosen sentence names it: the names
-    the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
-    does not use or spell out. Among the sentences holding one, one that introduces it comes first, then the most
-    relevant."""
-
-    def new(sentences: list[Sentence]) -> set[str]:  # not one the question uses or spells out (KD: "knowledge ...")
-        return {n.lower() for c in sentences for n in written_names(c.text) if not mentions(question, n)}
-
-    introduced = new([c for c in same + chosen if INTRODUCES.search(c.text)])
-    wanted = introduced or new(same + chosen)
-    if not wanted or any(names(c.text) & wanted for c in chosen):
-        return None
-    texts = {c.text for c in chosen}
-    offering = [c for c in same if c.text not in texts and names(c.text) & wanted]
-    return min(offering, key=lambda c: not INTRODUCES.search(c.text), default=None)
+        return answering_sentences(question, ranked, self.embedder)
