@@ -95,8 +95,9 @@ def rank_sentences(
     embedder: Embedder,
     keep: Callable[[Passage, str], bool] | None = None,
 ) -> list[Sentence]:
-    """Every sentence of every passage that states a finding (and that `keep` keeps), scored against the question,
-    best first."""
+    """Every sentence of what the answerer reads of every passage (`Passage.read`: its excerpt where a model read
+    one, as the fallback answer quotes it, else the chunk) that states a finding (and that `keep` keeps), scored
+    against the question, best first."""
     if not passages:
         return []
     top_score = max(p.score for p in passages)
@@ -107,16 +108,16 @@ def rank_sentences(
         Sentence(
             number,
             passage.paper_id,
-            passage.text[start:end].strip(),
-            order=(paper_rank[passage.paper_id], passage.start + start),
+            text,
+            order=(paper_rank[passage.paper_id], _offset(passage, start, text)),
             prior=RETRIEVAL_WEIGHT * (passage.score - top_score),
         )
         for number, passage in enumerate(passages, 1)
-        for start, end in sentence_spans(passage.text)
-        if len(passage.text[start:end].split()) >= 4
-        and not _NOT_A_FINDING.search(passage.text[start:end])
-        and not INSTRUCTION.search(passage.text[start:end])
-        and (keep is None or keep(passage, passage.text[start:end]))
+        for start, end in sentence_spans(passage.read)
+        if len((text := passage.read[start:end].strip()).split()) >= 4
+        and not _NOT_A_FINDING.search(text)
+        and not INSTRUCTION.search(text)
+        and (keep is None or keep(passage, text))
     ]
     if not candidates:
         return []
@@ -159,6 +160,14 @@ def rank_sentences(
         ceiling = math.inf if asked.several else best_of[sentence.paper_id] + 1e-6
         ranked.append(replace(sentence, relevance=min(relevance + lift, ceiling) if lift else relevance))
     return sorted(ranked, key=lambda c: (-c.relevance, c.order))
+
+
+def _offset(passage: Passage, start: int, text: str) -> int:
+    """Where a sentence that starts at `start` of what the answerer reads of `passage` stands in the abstract."""
+    if passage.excerpt is None:
+        return passage.start + start
+    found = passage.paper.abstract.find(text)
+    return found if found >= 0 else passage.start
 
 
 def excerpts(

@@ -105,6 +105,8 @@ def test_an_answer_with_no_supported_sentence_falls_back_to_the_offline_answerer
     assert answer.citations[0].title == FISHER and "Quantum" not in answer.text
     fisher = short_name(next(p.paper for p in answer.passages if p.paper_id == answer.citations[0].paper_id))
     assert all(s.supported and quoted_from(s.claim, answer.citations[0].passage, fisher) for s in answer.sentences)
+    read = next(p for p in answer.passages if p.chunk_id == answer.citations[0].chunk_id)
+    assert read.excerpt is not None and answer.citations[0].passage == read.excerpt  # what the model read
 
 
 def test_a_draft_that_only_names_a_paper_falls_back_to_that_papers_sentences(full_store, server) -> None:  # type: ignore[no-untyped-def]

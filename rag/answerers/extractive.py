@@ -59,7 +59,7 @@ class ExtractiveAnswerer:
         named: dict[str, PaperName] = {}
         for s in chosen:
             paper = papers[s.paper_id]
-            passage = passages[s.number - 1].text if listing or not paper.title else ""
+            passage = passages[s.number - 1].read if listing or not paper.title else ""
             named.setdefault(s.paper_id, paper_name(paper, passage))
         numbers = list(dict.fromkeys(s.number for s in chosen))
         out = []
