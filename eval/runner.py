@@ -85,7 +85,7 @@ def from_answer(answer: Answer, papers: dict[str, Paper]) -> EvalAnswer:
         sentences=[(s.claim, s.markers) for s in answer.sentences] if not answer.abstained else [],
         citations={c.number: (evidence(c.paper_id, c.passage), c.paper_id) for c in answer.citations},
         retrieved=[p.paper_id for p in answer.passages],
-        retrieved_evidence=[evidence(p.paper_id, p.text) for p in answer.passages],
+        retrieved_evidence=[evidence(p.paper_id, p.read) for p in answer.passages],  # what the answerer read
         seconds=answer.seconds.get("total"),
         prompt_tokens=answer.usage.prompt_tokens if answer.usage else None,
         completion_tokens=answer.usage.completion_tokens if answer.usage else None,
