@@ -13,7 +13,7 @@ from rag.answerers import BACKENDS, Answerer, OnStatus, OnText, Turn, make_answe
 from rag.answerers.metadata import metadata_sentences
 from rag.catalogue import Catalogue, open_catalogue
 from rag.chunking import Chunker
-from rag.citations import Checked, check, is_decline, renumber, with_markers
+from rag.citations import Checked, check, finish_cut, is_decline, renumber, split_answer, with_markers
 from rag.confidence import weigh
 from rag.config import Settings, load_settings
 from rag.embedding import Embedder, StoredSentences, embedder_name, load_embedder
@@ -320,12 +320,19 @@ class Pipeline:
         shown = passages[:read_count]
         draft = answerer.answer(request.question, shown, request.turns, request.on_text)
         clock.answered()
+        finished = finish_cut(draft.text, shown)
+        if finished != draft.text:
+            if finished.startswith(draft.text.rstrip()):
+                request.show(finished[len(draft.text.rstrip()) :])
+            draft = replace(draft, text=finished)
         checked = check(draft.text, shown, self.embedder)
         if read(request.question).several:
             checked = _with_lead(checked, shown, self.embedder)
         answer = request.assemble(draft.text, Origin.DRAFT, draft.usage, self.embedder, checked)
-        if answer.origin == Origin.DECLINED or any(s.supported for s in answer.sentences):
+        if answer.origin == Origin.DECLINED:
             return clock.timed(answer)
+        if any(s.supported for s in answer.sentences):
+            return clock.timed(self._completed(request, answer, draft.text, shown))
         # No sentence of the model's survived the check: the offline answerer still answers from the passages, from
         # the papers the model named where it named some ("Which paper ...?" answered with a title).
         named = [n for n, p in enumerate(passages, 1) if p.paper_id in checked.named_papers]
@@ -335,6 +342,26 @@ class Pipeline:
         )
         text = renumber(fallback.text, lambda n: numbers[n - 1])
         return clock.timed(request.assemble(text, Origin.FALLBACK, draft.usage, self.embedder))
+
+    def _completed(self, request: Request, answer: Answer, text: str, shown: list[Passage]) -> Answer:
+        """A model's checked answer about one paper, completed where the question asks for a quantity, a name or
+        a count (in any of its parts) that no supported sentence states: the offline answer's sentences over the
+        same excerpts that state it are added, quoted and cited. A small model often copies the sentence that
+        sets the scene and leaves out the one that answers."""
+        asked = read(request.question)
+        if asked.several:
+            return answer
+        said = [s.claim for s in answer.sentences if s.supported]
+        missing = [part for part in map(read, asked.parts) if part.asks_fact and not any(map(part.stated_in, said))]
+        if not missing:
+            return answer
+        quoted = self.answerer("extractive").answer(request.question, shown, request.turns)
+        added = [s for s in split_answer(quoted.text) if s not in text and any(p.stated_in(s) for p in missing)]
+        if not added:
+            return answer
+        request.show("\n" + " ".join(added))
+        # on a line of their own: a marker that opens the model's last line ("[2] Motivated by …") is its own
+        return request.assemble(f"{text}\n{' '.join(added)}", Origin.DRAFT, answer.usage, self.embedder)
 
 
 @dataclass(frozen=True)

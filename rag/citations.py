@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE
-from rag.text import INSTRUCTION, content_stems, names, negated, numbers, sentence_spans, sentences, words
+from rag.text import (
+    INSTRUCTION,
+    content_stems,
+    names,
+    negated,
+    numbers,
+    sentence_spans,
+    sentences,
+    word_spans,
+    words,
+)
 from rag.types import AnswerSentence, Paper, Passage
 
 # The support a sentence needs to count as backed by its citations; chosen on the development questions
@@ -157,7 +167,9 @@ def normalise_markers(text: str) -> str:
 
 def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
     """The id of the paper whose heading (title, date) `claim` only repeats, stating nothing; None when the claim
-    says more than a heading. A quoted title that the reply's end cut off ('"Leveraging Open') is a heading too."""
+    says more than a heading. A quoted title that the reply's end cut off ('"Leveraging Open'), a piece of a title
+    ("Reconciling Optimization and Scaling Limits for Deep Learning", what is left of a title split at its "?")
+    and a title with part of its date are headings too."""
     claimed = " ".join(words(claim))
     quotes = sum(claim.count(q) for q in '"“”')
     unfinished = claim.lstrip().startswith(('"', "“")) and quotes % 2 == 1
@@ -166,13 +178,9 @@ def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
         title = " ".join(words(paper.title or "untitled"))  # an untitled paper's heading reads "(untitled)"
         if unfinished and claimed and title.startswith(claimed):
             return passage.paper_id
-        if title not in claimed:
-            continue
-        rest = claimed.replace(title, " ")
-        for part in (paper.date, "untitled", "title", "date"):
-            if part:
-                rest = rest.replace(" ".join(words(part)), " ")
-        if not content_stems(rest):
+        heading = {*words(paper.date or ""), "untitled", "title", "date"}
+        rest = " ".join(w for w in claimed.replace(title, " ").split() if w not in heading)
+        if (title in claimed and not content_stems(rest)) or (rest and f" {rest} " in f" {title} "):
             return passage.paper_id
     return None
 
@@ -204,6 +212,39 @@ def clean_draft(text: str) -> str:
             line += "."
         lines.append(line)
     return " ".join(lines)
+
+
+_FINISHED = re.compile(r"[.!?][\"”’)\]]*(?:\s*\[\d+\])*\s*$")
+# Words a cut-off sentence must copy from a passage before the passage's sentence is taken to be the one it copies.
+MIN_COPIED_WORDS = 4
+
+
+def finish_cut(text: str, passages: Sequence[Passage]) -> str:
+    """`text` (a model's reply) with its last sentence completed from the passage sentence it copies, when the
+    reply's token limit cut it off there ("… converges to an SVM solution minimizing" → "… minimizing the nuclear
+    norm of the combined parameter [1]."); `text` as it is when it ends a sentence or copies no passage sentence.
+    A small model copies its passages often, and a copied sentence cut short loses what it was going to state."""
+    body = strip_reasoning(text).rstrip()
+    if not body or _FINISHED.search(body):
+        return text
+    start = sentence_spans(body)[-1][0]
+    tail = MARKER.sub("", body[start:]).strip()
+    copied = words(tail)
+    if len(copied) < MIN_COPIED_WORDS:
+        return text
+    *whole, last = copied
+    for number, passage in enumerate(passages, 1):
+        for first, end in sentence_spans(passage.read):
+            sentence = passage.read[first:end]
+            found = word_spans(sentence)
+            for at in range(len(found) - len(copied) + 1):
+                cut = found[at + len(whole)]
+                if cut[0].startswith(last) and [w for w, _, _ in found[at : at + len(whole)]] == whole:
+                    rest = sentence[cut[1] + len(last) :]
+                    if tail[0] in '"“' and sum(tail.count(q) for q in '"“”') % 2:
+                        tail = tail[1:]  # a quotation of the sentence the limit cut: the sentence is cited instead
+                    return body[:start] + with_markers(tail + rest.rstrip(), [number])
+    return text
 
 
 @dataclass(frozen=True)
@@ -353,6 +394,10 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
         if (paper_id := heading_of(claim, passages)) is not None:
             named.append(paper_id)
             continue
+        if _QUOTED.sub("", claim).rstrip(" \"'”’").endswith("?"):
+            continue  # a question (a small model echoes the one it was asked) states nothing
+        if claim.startswith('"') and claim.count('"') % 2:
+            claim = claim[1:]  # a quotation mark opened by a model that copies its passage and never closed
         valid = [n for n in markers if 1 <= n <= len(passages)]
         removed.extend(n for n in markers if n not in valid)
         result = support(claim, [passages[n - 1] for n in valid], embedder)

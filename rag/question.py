@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
-from rag.text import content_stems, numbers
+from rag.text import content_stems, mentions, numbers, quantities, written_names
 
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
@@ -222,6 +222,22 @@ class Asked:
     terms: tuple[str, ...]  # technical names it uses (named_terms)
     parts: tuple[str, ...]  # the parts of a compound question, or the question alone (question_parts)
     follow_up: bool  # points back at the conversation (is_follow_up)
+
+    @property
+    def asks_fact(self) -> bool:
+        """Whether it asks for a quantity, a name or a count of things: something an answer states or does not."""
+        return self.quantity or self.name or self.count is not None
+
+    def stated_in(self, sentence: str) -> bool:
+        """Whether `sentence` states what the question asks for: a quantity the question does not give (beside
+        what it measures, where the question names that: "how many pairs"), the count of things it asks for, or a
+        name it does not use or spell out."""
+        measured = not self.wanted or bool(self.wanted & content_stems(sentence))
+        if self.quantity and measured and quantities(sentence) - numbers(self.text):
+            return True
+        if self.count is not None and self.count in numbers(sentence):
+            return True
+        return self.name and any(not mentions(self.text, name) for name in written_names(sentence))
 
 
 @lru_cache(maxsize=1024)

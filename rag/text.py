@@ -150,6 +150,11 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """Each of `words(text)` with where it stands in `text`: (word, start, end)."""
+    return [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
 @cache
 def english_stemmer():  # type: ignore[no-untyped-def]
     """The English Snowball stemmer (PyStemmer), made once."""

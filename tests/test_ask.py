@@ -554,3 +554,73 @@ def test_a_models_excerpt_holds_the_sentences_the_extractive_answer_quotes(pipe:
     assert all(s.text in shown[0].excerpt for s in quoted), shown[0].excerpt
     answer = pipe.ask(question, backend="extractive")
     assert "Ptr-Net" in answer.text
+
+
+class Copier:
+    """A model that copies its first passage's sentences that do not hold `leaving_out`, cited, as the bundled
+    one often does: the scene-setting sentences, not the one that answers. The real model does so only by chance,
+    so this test writes the draft itself; everything after the draft is the pipeline's own."""
+
+    name = "copier"
+    verbatim = False
+    scorer = None
+
+    def __init__(self, leaving_out: str) -> None:
+        self.leaving_out = leaving_out
+
+    def answer(self, question, passages, history, on_text=None):  # type: ignore[no-untyped-def]
+        from rag.answerers.base import emit
+        from rag.text import sentences
+
+        copied = [s for s in sentences(passages[0].read) if self.leaving_out not in s][:2]
+        return emit(" ".join(f"{s.rstrip('.')} [1]." for s in copied), on_text)
+
+
+def test_a_models_answer_is_completed_with_the_quantity_asked_for_that_it_left_out(pipe: Pipeline) -> None:
+    question = (
+        "Which low-resource language did the news summarization work with urT5 build its data for, and how many "
+        "article-summary pairs does that data hold?"
+    )
+    pipe.add_answerer("copier", Copier(leaving_out="76.5k"))
+    answer = pipe.ask(question, backend="copier")
+    model = [s for s in answer.sentences if "76.5k" not in s.claim]
+    added = [s for s in answer.sentences if "76.5k" in s.claim]
+    assert model and all(s.supported for s in model), answer.text
+    assert len(added) == 1 and added[0].supported and "Urdu" in added[0].claim, answer.text
+    assert answer.origin == "draft" and answer.text.index("76.5k") > answer.text.index(model[-1].claim[:40])
+    # A model that states the quantity itself is left as it wrote.
+    pipe.add_answerer("stating", Copier(leaving_out="urT5 with up to"))
+    stated = pipe.ask(question, backend="stating")
+    assert "76.5k" in stated.text and len(stated.sentences) == 2, stated.text
+
+
+def test_a_several_paper_question_asking_what_each_does_gives_the_first_papers_a_second_sentence(
+    pipe: Pipeline,
+) -> None:
+    # "... and what does each propose?" asks what each paper does, beside which papers: the first two papers say
+    # it in a second sentence that adds a name or a number, and the opening lists every paper once.
+    from rag.text import names, numbers
+
+    question = (
+        "Which papers address personalized federated learning, where each client ends up with its own tailored "
+        "model, and what does each propose?"
+    )
+    answer = pipe.ask(question)
+    assert_well_formed(answer)
+    lead, *rest = answer.sentences
+    papers = [answer.citations[m - 1].paper_id for m in lead.markers]
+    assert len(papers) == len(set(papers)) >= 2, lead.text
+    by_paper: dict[str, list[str]] = {}
+    for sentence in rest:
+        by_paper.setdefault(answer.citations[sentence.markers[0] - 1].paper_id, []).append(sentence.claim)
+    assert list(by_paper) == papers
+    seconds = [by_paper[paper] for paper in papers[:2] if len(by_paper[paper]) == 2]
+    assert seconds, answer.text
+    for first, second in seconds:  # the paper named first, then what else it states
+        assert (names(second) | numbers(second)) - names(first) - numbers(first), (first, second)
+    assert all(len(by_paper[paper]) == 1 for paper in papers[2:])
+    # Asking only which papers, each is described once.
+    listed = pipe.ask(
+        "Which papers address personalized federated learning, where each client ends up with its own tailored model?"
+    )
+    assert len(listed.sentences) == len(listed.citations) + 1, listed.text

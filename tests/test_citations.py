@@ -10,7 +10,7 @@ import rag
 from rag import Pipeline
 from rag.answerers.llm import ReasoningFilter
 from rag.api import Request
-from rag.citations import check, clean_draft, is_decline, judge_claim, normalise_markers, split_answer
+from rag.citations import check, clean_draft, finish_cut, is_decline, judge_claim, normalise_markers, split_answer
 from rag.text import sentences
 from rag.types import Origin, Passage
 
@@ -101,9 +101,43 @@ def test_a_list_of_echoed_headings_cut_off_mid_title_states_nothing(pipe: Pipeli
     # A heading whose title ends in "?" splits in two; the quote and marker left over state nothing either.
     split = check(f'[1] "{FISHER}? [Passage 1]"\n{FISHER_CLAIM} [1]', passages, pipe.embedder)
     assert [s.claim for s in split.sentences] == [FISHER_CLAIM]
+    # What the bundled model wrote for several papers: a title split at its "?" into two pieces, and the end of a
+    # title with part of its date. Pieces of a heading state nothing either.
+    title = passages[0].paper.title
+    half = title.split(" with ")
+    pieces = check(
+        f'"{half[0]}? [1]" {half[1]} [1].\n"{half[1]}" ({passages[0].paper.date.split(",")[0]}, [1].', passages
+    )
+    assert pieces.sentences == [] and pieces.named_papers == [passages[0].paper_id]
     # A quoted title that the writer finished and went on from is a claim like any other.
     finished = check(f'"{FISHER}" approximates each model\'s posterior as a Gaussian [1].', passages, pipe.embedder)
     assert [s.supported for s in finished.sentences] == [True]
+
+
+def test_an_echoed_question_states_nothing(pipe: Pipeline, passages: list[Passage]) -> None:
+    # The bundled model, hedging, wrote the question it was asked back in quotes; its words are the passage's, so
+    # it passed the check as a claim. A question claims nothing, whoever asks it.
+    draft = f'"How does Fisher merging approximate each model\'s posterior? " {FISHER_CLAIM} [1]'
+    assert [s.claim for s in check(draft, passages, pipe.embedder).sentences] == [FISHER_CLAIM]
+    # A title that asks is a name inside a claim, not a question.
+    titled = check(f"“{FISHER}?” develops an alternative merging procedure [1].", passages, pipe.embedder)
+    assert len(titled.sentences) == 1
+
+
+def test_a_sentence_cut_off_by_the_token_limit_is_completed_from_the_passage_it_copies(passages: list[Passage]) -> None:
+    number = fisher_numbers(passages)[0]
+    cut = FISHER_CLAIM[: FISHER_CLAIM.index("corresponds to") + len("corresponds t")]  # mid-word, as tokens end
+    opening = "Averaging the parameters of models that have the same architecture is a form of merging [1]."
+    finished = finish_cut(f"{opening}\n{cut}", passages)
+    assert finished == f"{opening}\n{FISHER_CLAIM[:-1]} [{number}]."
+    (_, last) = check(finished, passages).sentences
+    assert last.supported and last.claim == FISHER_CLAIM
+    # A copied sentence opened with a quotation mark is completed without it: it is cited, not quoted.
+    assert finish_cut(f'"{cut}', passages) == f"{FISHER_CLAIM[:-1]} [{number}]."
+    # A reply that ends its sentence, or whose cut-off words copy no passage, stays as it was written.
+    assert finish_cut(f"{FISHER_CLAIM} [{number}]", passages) == f"{FISHER_CLAIM} [{number}]"
+    own = "Fisher merging weighs each parameter by how much the model relies on"
+    assert finish_cut(own, passages) == own
 
 
 def test_a_sentence_without_a_marker_is_attributed_to_the_passage_that_supports_it(passages: list[Passage]) -> None:

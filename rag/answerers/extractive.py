@@ -14,13 +14,16 @@ from rag.question import read
 from rag.readable import A_PAPER, ANOTHER_PAPER, PaperName, lead_sentence, paper_name, rewrite
 from rag.rerank import Likelihood
 from rag.templates import ABSTAIN_PHRASE
-from rag.text import OWN_WORK
+from rag.text import OWN_WORK, names, numbers
 from rag.types import Passage
 
 # In an answer about several papers, a paper gets its sentence only when that sentence is this close in meaning
 # to the question (on the development multi-paper questions: 43% of cited papers gold, 65% of gold cited).
 MULTI_KEEP_ABOVE = 0.45
 MAX_SENTENCES = 5
+# A several-paper question that also asks what each paper does ("..., and how do they do it?") gives its first
+# this many papers a second sentence: the next most relevant that adds a name or a number to the first.
+SECOND_PAPERS = 2
 
 
 class ExtractiveAnswerer:
@@ -43,7 +46,6 @@ class ExtractiveAnswerer:
         if not candidates:
             return emit(ABSTAIN_PHRASE, on_text)
         chosen = self._choose(question, candidates)
-        chosen.sort(key=lambda c: c.order)
         return emit(" ".join(self._sentences(chosen, passages, read(question).several)), on_text)
 
     def _sentences(self, chosen: list[Sentence], passages: Sequence[Passage], several: bool) -> list[str]:
@@ -61,7 +63,10 @@ class ExtractiveAnswerer:
             paper = papers[s.paper_id]
             passage = passages[s.number - 1].read if listing or not paper.title else ""
             named.setdefault(s.paper_id, paper_name(paper, passage))
-        numbers = list(dict.fromkeys(s.number for s in chosen))
+        firsts: dict[str, int] = {}  # each paper once, by the first of its passages that a sentence quotes
+        for s in chosen:
+            firsts.setdefault(s.paper_id, s.number)
+        numbers = list(firsts.values())
         out = []
         if listing:
             cited = [(n, passages[n - 1].paper) for n in numbers]
@@ -101,5 +106,22 @@ class ExtractiveAnswerer:
                 if candidate.paper_id in kept:
                     per_paper.setdefault(candidate.paper_id, candidate)
             order = {c.paper_id: i for i, c in reversed(list(enumerate(ranked)))}
-            return sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
-        return answering_sentences(question, ranked, self.embedder)
+            chosen = sorted(per_paper.values(), key=lambda c: order[c.paper_id])[:MAX_SENTENCES]
+            seconds = _seconds(chosen[:SECOND_PAPERS], ranked) if len(read(question).parts) > 1 else {}
+            ordered = sorted(chosen, key=lambda c: c.order)
+            return [s for c in ordered for s in (c, seconds.get(c.paper_id)) if s is not None]
+        return sorted(answering_sentences(question, ranked, self.embedder), key=lambda c: c.order)
+
+
+def _seconds(firsts: list[Sentence], ranked: list[Sentence]) -> dict[str, Sentence]:
+    """For each of `firsts` (a paper's sentence), the paper's next most relevant sentence that adds a name or a
+    number the first lacks, by paper: what the paper does, beside the sentence that says which paper it is."""
+    out = {}
+    for first in firsts:
+        known = names(first.text) | numbers(first.text)
+        for candidate in ranked:
+            adds = (names(candidate.text) | numbers(candidate.text)) - known
+            if candidate.paper_id == first.paper_id and candidate.text != first.text and adds:
+                out[first.paper_id] = candidate
+                break
+    return out
