@@ -332,7 +332,15 @@ class Pipeline:
         if answer.origin == Origin.DECLINED:
             return clock.timed(answer)
         if any(s.supported for s in answer.sentences):
-            return clock.timed(self._completed(request, answer, draft.text, shown))
+            if added := self._asked_for(request, checked, draft.text, shown):
+                request.show(f"\n{added}")
+                # checked alone: the model's sentences are checked already, and a marker that opens the model's
+                # last line ("[2] Motivated by …") stays the model's
+                more = check(added, shown, self.embedder)
+                removed = sorted({*checked.removed_markers, *more.removed_markers})
+                both = replace(checked, sentences=checked.sentences + more.sentences, removed_markers=removed)
+                answer = request.assemble(f"{draft.text}\n{added}", Origin.DRAFT, draft.usage, self.embedder, both)
+            return clock.timed(answer)
         # No sentence of the model's survived the check: the offline answerer still answers from the passages, from
         # the papers the model named where it named some ("Which paper ...?" answered with a title).
         named = [n for n, p in enumerate(passages, 1) if p.paper_id in checked.named_papers]
@@ -343,25 +351,20 @@ class Pipeline:
         text = renumber(fallback.text, lambda n: numbers[n - 1])
         return clock.timed(request.assemble(text, Origin.FALLBACK, draft.usage, self.embedder))
 
-    def _completed(self, request: Request, answer: Answer, text: str, shown: list[Passage]) -> Answer:
-        """A model's checked answer about one paper, completed where the question asks for a quantity, a name or
-        a count (in any of its parts) that no supported sentence states: the offline answer's sentences over the
-        same excerpts that state it are added, quoted and cited. A small model often copies the sentence that
-        sets the scene and leaves out the one that answers."""
+    def _asked_for(self, request: Request, checked: Checked, text: str, shown: list[Passage]) -> str:
+        """What completes a model's checked answer about one paper where the question asks for a quantity, a name
+        or a count (in any of its parts) that no supported sentence states: the offline answer's sentences over the
+        same excerpts that state it, quoted and cited; "" when nothing is missing. A small model often copies the
+        sentence that sets the scene and leaves out the one that answers."""
         asked = read(request.question)
         if asked.several:
-            return answer
-        said = [s.claim for s in answer.sentences if s.supported]
+            return ""
+        said = [s.claim for s in checked.sentences if s.supported]
         missing = [part for part in map(read, asked.parts) if part.asks_fact and not any(map(part.stated_in, said))]
         if not missing:
-            return answer
+            return ""
         quoted = self.answerer("extractive").answer(request.question, shown, request.turns)
-        added = [s for s in split_answer(quoted.text) if s not in text and any(p.stated_in(s) for p in missing)]
-        if not added:
-            return answer
-        request.show("\n" + " ".join(added))
-        # on a line of their own: a marker that opens the model's last line ("[2] Motivated by …") is its own
-        return request.assemble(f"{text}\n{' '.join(added)}", Origin.DRAFT, answer.usage, self.embedder)
+        return " ".join(s for s in split_answer(quoted.text) if s not in text and any(p.stated_in(s) for p in missing))
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rag.embedding import Embedder
-from rag.question import read
+from rag.question import Asked, read
 from rag.text import (
     INSTRUCTION,
     INTRODUCES,
     OWN_WORK,
     content_stems,
-    mentions,
     names,
     numbers,
     quantities,
     sentence_spans,
-    written_names,
 )
 from rag.types import Passage
 
@@ -285,57 +283,49 @@ def answering_sentences(question: str, ranked: Sequence[Sentence], embedder: Emb
             chosen.append(candidate)
             break
     wanted = []
-    if asked.quantity and (stating := _stating(question, chosen, same)) is not None:
+    if asked.quantity and (stating := _stating(asked, chosen, same)) is not None:
         wanted.append(stating)
-    if asked.name and (naming := _naming(question, chosen + wanted, same)) is not None:
+    if asked.name and (naming := _naming(asked, chosen + wanted, same)) is not None:
         wanted.append(naming)
-    if asked.count and (counting := _counting(asked.count, chosen + wanted, same)) is not None:
+    if asked.count and (counting := _counting(asked, chosen + wanted, same)) is not None:
         wanted.append(counting)
     if len(chosen) + len(wanted) > MAX_SINGLE:  # what was asked for outranks the merely relevant
         chosen = chosen[:1]
     return chosen + wanted
 
 
-def _stating(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+def _stating(asked: Asked, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
     """The paper's most relevant sentence stating a quantity the question does not give, when no chosen one does.
-    Where the question names what it measures ("what accuracy"), a chosen sentence's number counts only beside
-    that word ("a 12-layer network" does not state an accuracy), and a sentence holding both is preferred."""
-    given, asked = numbers(question), read(question).wanted
-
-    def states(sentence: Sentence) -> bool:
-        return bool(quantities(sentence.text) - given)
-
-    def measures(sentence: Sentence) -> bool:
-        return states(sentence) and (not asked or bool(asked & content_stems(sentence.text)))
-
-    if any(measures(c) for c in chosen):
+    Where the question names what it measures, a chosen sentence's number counts only beside that word
+    (`Asked.measures`), and a sentence holding both is preferred."""
+    if any(asked.measures(c.text) for c in chosen):
         return None
     texts = {c.text for c in chosen}
-    pool = [c for c in same if c.text not in texts and states(c)]
-    best = next((c for c in pool if measures(c)), None)
-    if best is not None or any(states(c) for c in chosen):
+    pool = [c for c in same if c.text not in texts and asked.gives_quantity(c.text)]
+    best = next((c for c in pool if asked.measures(c.text)), None)
+    if best is not None or any(asked.gives_quantity(c.text) for c in chosen):
         return best
     return next(iter(pool), None)
 
 
-def _counting(count: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+def _counting(asked: Asked, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
     """The paper's most relevant sentence that says how many there are of the things the question asks for
     ("Which three classic problems ...": "three challenging geometric problems -- finding planar convex hulls,
     ..."), when no chosen sentence does: that is the sentence that lists them."""
-    if any(count in numbers(c.text) for c in chosen):
+    if any(asked.counts(c.text) for c in chosen):
         return None
     texts = {c.text for c in chosen}
-    return next((c for c in same if c.text not in texts and count in numbers(c.text)), None)
+    return next((c for c in same if c.text not in texts and asked.counts(c.text)), None)
 
 
-def _naming(question: str, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
+def _naming(asked: Asked, chosen: list[Sentence], same: list[Sentence]) -> Sentence | None:
     """The paper's sentence that names what the question asks for, when no chosen sentence names it: the names
     the paper introduces ("we propose SP-TCL", "called DaGAN"), or, when it introduces none, any name the question
     does not use or spell out. Among the sentences holding one, one that introduces it comes first, then the most
     relevant."""
 
-    def new(sentences: list[Sentence]) -> set[str]:  # not one the question uses or spells out (KD: "knowledge ...")
-        return {n.lower() for c in sentences for n in written_names(c.text) if not mentions(question, n)}
+    def new(sentences: list[Sentence]) -> set[str]:
+        return {name for c in sentences for name in asked.new_names(c.text)}
 
     introduced = new([c for c in same + chosen if INTRODUCES.search(c.text)])
     wanted = introduced or new(same + chosen)

@@ -228,16 +228,32 @@ class Asked:
         """Whether it asks for a quantity, a name or a count of things: something an answer states or does not."""
         return self.quantity or self.name or self.count is not None
 
+    def gives_quantity(self, sentence: str) -> bool:
+        """Whether `sentence` states a quantity the question does not give."""
+        return bool(quantities(sentence) - numbers(self.text))
+
+    def measures(self, sentence: str) -> bool:
+        """Whether `sentence` states such a quantity beside what it measures, where the question names that ("what
+        accuracy": "a 12-layer network" does not state one)."""
+        return self.gives_quantity(sentence) and (not self.wanted or bool(self.wanted & content_stems(sentence)))
+
+    def counts(self, sentence: str) -> bool:
+        """Whether `sentence` says how many there are of the things the question asks a count of."""
+        return self.count is not None and self.count in numbers(sentence)
+
+    def new_names(self, sentence: str) -> set[str]:
+        """The names `sentence` writes that the question neither uses nor spells out (KD: "knowledge ..."),
+        lower-cased."""
+        return {name.lower() for name in written_names(sentence) if not mentions(self.text, name)}
+
     def stated_in(self, sentence: str) -> bool:
-        """Whether `sentence` states what the question asks for: a quantity the question does not give (beside
-        what it measures, where the question names that: "how many pairs"), the count of things it asks for, or a
-        name it does not use or spell out."""
-        measured = not self.wanted or bool(self.wanted & content_stems(sentence))
-        if self.quantity and measured and quantities(sentence) - numbers(self.text):
-            return True
-        if self.count is not None and self.count in numbers(sentence):
-            return True
-        return self.name and any(not mentions(self.text, name) for name in written_names(sentence))
+        """Whether `sentence` states what the question asks for: a quantity it measures, the count of things, or a
+        new name."""
+        return (
+            (self.quantity and self.measures(sentence))
+            or self.counts(sentence)
+            or bool(self.name and self.new_names(sentence))
+        )
 
 
 @lru_cache(maxsize=1024)
