@@ -24,7 +24,7 @@ from rag.formats import Options
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import IntentKind, MetadataIntent, metadata_intent, read
-from rag.readable import lead_sentence
+from rag.readable import lead_sentence, named_sentence
 from rag.rerank import rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
@@ -325,7 +325,7 @@ class Pipeline:
             if finished.startswith(draft.text.rstrip()):
                 request.show(finished[len(draft.text.rstrip()) :])
             draft = replace(draft, text=finished)
-        checked = check(draft.text, shown, self.embedder)
+        checked = check(draft.text, shown, self.embedder, read(request.question))
         if read(request.question).several:
             checked = _with_lead(checked, shown, self.embedder)
         answer = request.assemble(draft.text, Origin.DRAFT, draft.usage, self.embedder, checked)
@@ -341,15 +341,28 @@ class Pipeline:
                 both = replace(checked, sentences=checked.sentences + more.sentences, removed_markers=removed)
                 answer = request.assemble(f"{draft.text}\n{added}", Origin.DRAFT, draft.usage, self.embedder, both)
             return clock.timed(answer)
-        # No sentence of the model's survived the check: the offline answerer still answers from the passages, from
-        # the papers the model named where it named some ("Which paper ...?" answered with a title).
-        named = [n for n, p in enumerate(passages, 1) if p.paper_id in checked.named_papers]
-        numbers = named or list(range(1, len(passages) + 1))
-        fallback = self.answerer("extractive").answer(
-            request.question, [passages[n - 1] for n in numbers], request.turns
+        if checked.named_papers:
+            return clock.timed(self._named(request, checked.named_papers, draft.usage))
+        # No sentence of the model's survived the check, and it named no paper: the offline answerer answers.
+        fallback = self.answerer("extractive").answer(request.question, passages, request.turns)
+        return clock.timed(request.assemble(fallback.text, Origin.FALLBACK, draft.usage, self.embedder))
+
+    def _named(self, request: Request, named: list[str], usage: Usage | None) -> Answer:
+        """The answer of a model whose draft only named papers by their headings ('[1] "SliceGPT: …"'): a small
+        model often answers "which paper …?" so. Its choice is kept: for a question about one paper, the first
+        paper it named, called by its title where the question asks which paper it is; for several, the papers it
+        named. The offline answerer then says what each does from the excerpts the model read."""
+        asked = read(request.question)
+        chosen = named if asked.several else named[:1]
+        numbers = [n for n, p in enumerate(request.passages, 1) if p.paper_id in chosen]
+        quoted = self.answerer("extractive").answer(
+            request.question, [request.passages[n - 1] for n in numbers], request.turns
         )
-        text = renumber(fallback.text, lambda n: numbers[n - 1])
-        return clock.timed(request.assemble(text, Origin.FALLBACK, draft.usage, self.embedder))
+        text = renumber(quoted.text, lambda n: numbers[n - 1])
+        first = request.passages[numbers[0] - 1]
+        if asked.paper and not asked.several and (naming := named_sentence(numbers[0], first.paper)):
+            text = f"{naming} {text}"
+        return request.assemble(text, Origin.NAMED, usage, self.embedder)
 
     def _asked_for(self, request: Request, checked: Checked, text: str, shown: list[Passage]) -> str:
         """What completes a model's checked answer about one paper where the question asks for a quantity, a name

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
-from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE
+from rag.question import Asked
+from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE, NAMED_PHRASE
 from rag.text import (
     INSTRUCTION,
     content_stems,
@@ -169,7 +170,10 @@ def heading_of(claim: str, passages: Sequence[Passage]) -> str | None:
     """The id of the paper whose heading (title, date) `claim` only repeats, stating nothing; None when the claim
     says more than a heading. A quoted title that the reply's end cut off ('"Leveraging Open'), a piece of a title
     ("Reconciling Optimization and Scaling Limits for Deep Learning", what is left of a title split at its "?")
-    and a title with part of its date are headings too."""
+    and a title with part of its date are headings too. A sentence that says a title is the paper asked for ("The
+    paper is “…”") answers "which paper …?": it is no heading."""
+    if claim.startswith(f"{NAMED_PHRASE} "):
+        return None
     claimed = " ".join(words(claim))
     quotes = sum(claim.count(q) for q in '"“”')
     unfinished = claim.lstrip().startswith(('"', "“")) and quotes % 2 == 1
@@ -380,10 +384,13 @@ def attribute(claim: str, passages: Sequence[Passage], embedder: Embedder | None
     return best
 
 
-def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = None) -> Checked:
+def check(
+    text: str, passages: Sequence[Passage], embedder: Embedder | None = None, asked: Asked | None = None
+) -> Checked:
     """Read the markers of `text` in any style ([n] is passages[n-1]), drop those that point at no passage and
-    sentences that only repeat a heading, score every sentence against the passages it cites, and attribute a
-    sentence whose markers are missing or do not support it to the passage that does."""
+    sentences that only repeat a heading (or, given the question `asked`, only say it back), score every sentence
+    against the passages it cites, and attribute a sentence whose markers are missing or do not support it to the
+    passage that does."""
     checked: list[AnswerSentence] = []
     removed: list[int] = []
     named: list[str] = []
@@ -396,6 +403,8 @@ def check(text: str, passages: Sequence[Passage], embedder: Embedder | None = No
             continue
         if _QUOTED.sub("", claim).rstrip(" \"'”’").endswith("?"):
             continue  # a question (a small model echoes the one it was asked) states nothing
+        if asked is not None and asked.restated_by(claim):
+            continue  # nor does the question said back as a statement
         if claim.startswith('"') and claim.count('"') % 2:
             claim = claim[1:]  # a quotation mark opened by a model that copies its passage and never closed
         valid = [n for n in markers if 1 <= n <= len(passages)]

@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
-from rag.text import content_stems, mentions, numbers, quantities, written_names
+from rag.text import content_stems, mentions, names, negated, numbers, quantities, written_names
 
 # A question about several papers names them as its subject ("Which papers ...", "Are there methods ...",
 # "papers here ...") or asks for a comparison ("how do they differ", "compare"); a plural inside a question about
@@ -37,6 +37,14 @@ _ONE_WORK = re.compile(
     r"\b(?:in|for|from|by)\s+the\s+(?:[\w'-]+\s+){0,8}?(?:work|paper|study|article|method|approach|framework|model)\b",
     re.I,
 )
+_WORK = r"(?:paper|work|study|article|publication)s?"
+_WHICH_PAPER = re.compile(
+    rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_WORK}\b|\b(?:which|what)\s+(?:of\s+the\s+)?{_WORK}\b"
+    rf"|\b(?:is there|are there|find|name|show)(?:\s+me)?\s+(?:a|an|any|the)\s+(?:[\w-]+\s+){{0,2}}?{_WORK}\b",
+    re.I,
+)
+# Words a reply uses of the passages it was given ("in the first passage"), not of what they state.
+_ABOUT_PASSAGES = frozenset(content_stems("passage passages first second third abstract abstracts source sources"))
 # A question asking for a quantity is answered only by a sentence that states a number the question does not.
 _QUANTITY = re.compile(
     r"\bhow (many|much|long|fast|large|big|small|often)\b|\bby how\b|\b(what|which) (is the |was the )?(percentage|"
@@ -143,6 +151,12 @@ def asks_several(question: str) -> bool:
     return bool(_COMPARES.search(question) and not _ONE_WORK.search(question) and asked_count(question) is None)
 
 
+def asks_paper(question: str) -> bool:
+    """Whether the question asks which paper (or papers) it is ("Which paper ...?", "Is there a study ...?"): a
+    paper's title answers it."""
+    return bool(_WHICH_PAPER.search(question))
+
+
 def asks_quantity(question: str) -> bool:
     """Whether the question asks for a number ("how many", "what accuracy", "by how much")."""
     return bool(_QUANTITY.search(question))
@@ -215,6 +229,7 @@ class Asked:
 
     text: str
     several: bool  # about several papers (asks_several)
+    paper: bool  # asks which paper or papers (asks_paper)
     quantity: bool  # asks for a number (asks_quantity)
     name: bool  # asks what something is called (asks_name)
     count: str | None  # how many things it asks for, as digits (asked_count)
@@ -246,6 +261,18 @@ class Asked:
         lower-cased."""
         return {name.lower() for name in written_names(sentence) if not mentions(self.text, name)}
 
+    def restated_by(self, sentence: str) -> bool:
+        """Whether `sentence` only says the question back ("Fisher merging weights each model's parameters by."): no
+        content word, number or name the question lacks, beyond words about the passages, and negated as it is. A
+        small model echoes the question so; what it says is in the passage, yet it answers nothing."""
+        added = content_stems(sentence) - content_stems(self.text) - _ABOUT_PASSAGES
+        return (
+            not added
+            and not numbers(sentence) - numbers(self.text)
+            and not names(sentence) - names(self.text)
+            and negated(sentence) == negated(self.text)
+        )
+
     def stated_in(self, sentence: str) -> bool:
         """Whether `sentence` states what the question asks for: a quantity it measures, the count of things, or a
         new name."""
@@ -262,6 +289,7 @@ def read(question: str) -> Asked:
     return Asked(
         text=question,
         several=asks_several(question),
+        paper=asks_paper(question),
         quantity=asks_quantity(question),
         name=asks_name(question),
         count=asked_count(question),

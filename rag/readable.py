@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.citations import with_markers
-from rag.templates import LEAD_PHRASE
+from rag.templates import LEAD_PHRASE, NAMED_PHRASE
 from rag.text import INTRODUCING, sentences
 from rag.types import Paper
 
@@ -148,6 +148,13 @@ def lead_sentence(cited: Sequence[tuple[int, Paper]], names: Sequence[str] | Non
     listed = ["an untitled paper" if name == UNTITLED else name for name in given]
     listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
     return with_markers(f"{LEAD_PHRASE} {listing}.", [number for number, _ in cited])
+
+
+def named_sentence(number: int, paper: Paper) -> str | None:
+    """The sentence that names the one paper a "which paper ...?" answer is about, by its title, with its marker
+    ("The paper is “SliceGPT: …” [1]."); None for an untitled paper, which a title cannot name."""
+    title = quoted_title(paper)
+    return None if title == UNTITLED else with_markers(f"{NAMED_PHRASE} {title}.", [number])
 
 
 def _is_method_name(word: str) -> bool:

@@ -155,6 +155,7 @@ class Origin(StrEnum):
 
     DRAFT = "draft"  # the answerer's text, its citations checked
     RECORDS = "records"  # written from the paper records: authors, dates, votes
+    NAMED = "named"  # a model's draft named the papers by their headings only: each named, and quoted from
     FALLBACK = "fallback"  # no sentence of a model's draft survived the check, so the offline answerer's
     DECLINED = "declined"  # the answerer said the passages do not answer
     NO_EVIDENCE = "no-evidence"  # the decline model judged that the passages do not answer the question

@@ -60,13 +60,24 @@ def no_network() -> Iterator[None]:
     socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
 
 
-@pytest.fixture(autouse=True)
-def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's OPENAI_API_KEY / OPENAI_BASE_URL or RAG_* settings never switch a test to another backend or
-    store: tests that talk to a server set what they need themselves."""
-    for name in list(os.environ):
-        if name in ("OPENAI_API_KEY", "OPENAI_BASE_URL") or (name.startswith("RAG_") and name != "RAG_MODELS_DIR"):
-            monkeypatch.delenv(name)
+# What a developer's shell may carry that would switch a test to another backend, store, model cache or port.
+_FOREIGN_PREFIXES = ("RAG_", "OPENAI_", "HF_", "GRADIO_SERVER_")
+_FOREIGN_NAMES = ("TIKTOKEN_CACHE_DIR", "TRANSFORMERS_CACHE", "SENTENCE_TRANSFORMERS_HOME")
+
+
+def _foreign(name: str) -> bool:
+    return name.startswith(_FOREIGN_PREFIXES) or name in _FOREIGN_NAMES
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_environment() -> Iterator[None]:
+    """A developer's OPENAI_*, RAG_*, HF_*, GRADIO_SERVER_* or TIKTOKEN_CACHE_DIR never switch a test to another
+    backend, store, model cache or port. Cleared once, before any fixture runs: the session- and module-scoped
+    stores and servers are built from this environment too. Tests that talk to a server set what they need."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if _foreign(name)]:
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture
@@ -95,7 +106,7 @@ def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, rag.
 
 
 @pytest.fixture(scope="session", autouse=True)
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def models_dir(own_environment: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One cache of joined models for the whole session (RAG_MODELS_DIR), so the bundled model is joined once."""
     folder = tmp_path_factory.mktemp("models")
     os.environ["RAG_MODELS_DIR"] = str(folder)

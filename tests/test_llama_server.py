@@ -15,11 +15,10 @@ import pytest
 
 import rag
 from tests.conftest import REPO, run_rag, serve_on_a_free_port, wait_http
+from tests.fixed_set import Observed, ask_all, assert_every_answer_right, assert_mostly_own_words
 from tests.test_hostile import assert_a_model_never_backs_the_planted_instruction
 
 MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
-QUESTION = "Which paper compresses large language models by deleting rows and columns of weight matrices?"
-GOLD = "SliceGPT: Compress Large Language Models by Deleting Rows and Columns"
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +49,24 @@ def endpoint(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return llama_server
 
 
+@pytest.fixture(scope="module")
+def served_answers(full_store, llama_server: str) -> Iterator[list[Observed]]:  # type: ignore[no-untyped-def]
+    """The fixed set asked through the server, with what the model wrote."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENAI_BASE_URL", llama_server)
+        patch.setenv("OPENAI_API_KEY", "sk-local-test")
+        settings = full_store[0].model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
+        yield ask_all(rag.Pipeline(settings), "openai")
+
+
 @pytest.mark.slow
-def test_the_openai_backend_answers_through_a_real_llama_server(full_store, endpoint: str) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
-    settings = settings.model_copy(update={"llm_model": MODEL_ALIAS, "llm_retries": 0})
-    pieces: list[str] = []
-    answer = rag.Pipeline(settings).ask(QUESTION, backend="openai", on_text=pieces.append)
-    assert answer.backend == "openai" and answer.origin == "draft"
-    assert len(pieces) > 3  # streamed by the server chunk by chunk
-    assert not answer.abstained and answer.citations[0].title == GOLD
-    assert answer.usage is not None and answer.usage.prompt_tokens > 100
-    # The model's own draft (not the offline fallback) holds a supported, cited sentence.
-    assert any(s.supported and s.markers for s in answer.sentences), answer.text
-    assert all(s.problems for s in answer.unsupported)
+def test_every_answer_through_a_real_llama_server_is_right_whoever_wrote_it(served_answers: list[Observed]) -> None:
+    assert_every_answer_right(served_answers, "openai")
+
+
+@pytest.mark.slow
+def test_the_served_model_answers_most_of_the_fixed_set_in_its_own_words(served_answers: list[Observed]) -> None:
+    assert_mostly_own_words(served_answers)
 
 
 @pytest.mark.slow
@@ -85,8 +89,10 @@ def test_rag_eval_runs_end_to_end_with_a_real_model_as_answerer_and_judge(
     assert report["config"]["backend"] == "openai" and report["config"]["judge"] == "openai"
     assert report["config"]["llm_model"] == MODEL_ALIAS
     (row,) = report["questions"]
-    assert row["answerable"] and row["hit"] == 1.0
-    assert report["overall"]["faithfulness"] is not None  # scored by the model as judge
+    assert row["answerable"] and row["hit"] == 1.0 and row["cites_gold"] == 1.0
+    assert row["completion_tokens"] and row["prompt_tokens"] > 100  # the model was asked, and wrote
+    # scored by the model as judge: a share of the answer's claims (the 0.5B judge's verdicts vary by CPU)
+    assert 0.0 <= row["faithfulness"] <= 1.0 and report["overall"]["faithfulness"] == row["faithfulness"]
 
 
 @pytest.mark.slow

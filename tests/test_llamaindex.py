@@ -16,7 +16,9 @@ from llama_index.core.evaluation import FaithfulnessEvaluator, RetrieverEvaluato
 from rag.evaluation.questions import load_questions, resolve_gold
 
 import rag
+from rag.citations import parse_markers, split_answer
 from rag.llamaindex import AbstractsQueryEngine, AbstractsRetriever
+from tests.fixed_set import Recording, written_in
 
 INDEPENDENT = Path(__file__).resolve().parents[1] / "eval" / "independent.jsonl"
 
@@ -97,19 +99,26 @@ def llama_cpp_llm(bundled: Path):  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.mark.slow
 def test_a_llama_index_llm_writes_a_checked_answer_and_judges_faithfulness(full_store, llama_cpp_llm) -> None:  # type: ignore[no-untyped-def]
     settings, _ = full_store
     engine = AbstractsQueryEngine(settings=settings, llm=llama_cpp_llm, k=3)
+    recording = Recording(engine.pipeline.answerer("llama-index"))
     response = engine.query("How many customer care conversations was the tone-aware chatbot trained on?")
     assert response.metadata["origin"] == "draft", response
-    assert "1.5 million" in str(response) and response.source_nodes
-    assert response.metadata["citations"] and response.metadata["unsupported"] == []
-    assert engine.pipeline.answerer("llama-index").name.startswith("llama-index:")
+    assert response.source_nodes and response.metadata["citations"] and response.metadata["unsupported"] == []
+    assert recording.name.startswith("llama-index:")
+    # The fact is in the model's own words: a sentence of the draft it wrote, not one the pipeline added.
+    (reply,) = recording.replies
+    stating = [parse_markers(s)[0] for s in split_answer(str(response)) if "1.5 million" in s]
+    assert [claim for claim in stating if written_in(claim, [reply])], (reply, str(response))
 
     judge = FaithfulnessEvaluator(llm=llama_cpp_llm)
-    # llama-index's judge reads the Response's cited passages; the 0.5B model's verdicts are too weak to assert
-    # (it called the cited answer and a false one alike unfaithful), only that a verdict is given on the contexts
+    # llama-index's judge reads the Response's cited passages. The 0.5B model's verdicts do not tell a cited
+    # answer from a false one (it called both unfaithful), so what is asserted is that each verdict is the
+    # model's own reply on those passages, read as llama-index reads it.
     contexts = [n.node.get_content() for n in response.source_nodes]
     for claim in (str(response), "The chatbot was trained on 40 hand-written dialogues."):
         verdict = judge.evaluate_response(response=Response(response=claim, source_nodes=response.source_nodes))
-        assert verdict.passing is not None and verdict.score in (0.0, 1.0) and verdict.contexts == contexts
+        assert verdict.feedback and verdict.contexts == contexts
+        assert verdict.passing == ("yes" in verdict.feedback.lower()) and verdict.score == float(verdict.passing)

@@ -15,6 +15,7 @@ import rag
 from rag.config import Settings
 from rag.models import BUNDLED_SHA256, BUNDLED_SIZE, bundled_model, check_bundled, read_gguf_info, resolve_model
 from tests.conftest import run_rag
+from tests.fixed_set import Observed, ask_all, assert_every_answer_right, assert_mostly_own_words
 from tests.test_hostile import assert_a_model_never_backs_the_planted_instruction
 
 # Short questions whose answer sits in one abstract: few prompt tokens, so each answer takes seconds.
@@ -83,18 +84,21 @@ def test_a_joined_model_that_changed_on_disk_is_joined_again(tmp_path: Path, bun
     assert bundled_model(tmp_path) == broken and broken.stat().st_size == BUNDLED_SIZE
 
 
+@pytest.fixture(scope="module")
+def local_answers(full_store, bundled: Path) -> list[Observed]:  # type: ignore[no-untyped-def]
+    """The fixed set asked of the bundled model in this process, with what it wrote."""
+    return ask_all(rag.Pipeline(full_store[0]), "local")
+
+
 @pytest.mark.slow
-def test_the_local_backend_streams_a_cited_answer_from_the_right_paper(full_store, bundled: Path) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
-    pieces: list[str] = []
-    answer = rag.Pipeline(settings).ask(QUESTION, backend="local", on_text=pieces.append)
-    assert answer.backend == "local" and answer.origin == "draft"
-    assert len(pieces) > 3  # token by token, not one piece at the end
-    assert not answer.abstained and answer.citations[0].title == GOLD
-    # The model's own draft (not the offline fallback) holds a supported, cited sentence.
-    assert any(s.supported and s.markers for s in answer.sentences), answer.text
-    assert all(s.problems for s in answer.unsupported)  # whatever the model wrote that is not backed is flagged
-    assert answer.usage is not None and answer.usage.prompt_tokens > 100 and answer.usage.counted
+def test_every_local_answer_of_the_fixed_set_is_right_whoever_wrote_it(local_answers: list[Observed]) -> None:
+    assert_every_answer_right(local_answers, "local")
+
+
+@pytest.mark.slow
+def test_the_bundled_model_answers_most_of_the_fixed_set_in_its_own_words(local_answers: list[Observed]) -> None:
+    own = assert_mostly_own_words(local_answers)
+    assert all(seen.answer.usage and seen.answer.usage.counted for seen in own)  # counted in this process
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from rag.api import Pipeline
-from rag.errors import LLMBadResponse, LLMRateLimited, LLMServerError, LLMTimeout, LLMUnavailable
+from rag.errors import LLMBadResponse, LLMError, LLMRateLimited, LLMServerError, LLMTimeout, LLMUnavailable
 from rag.readable import short_name
 from rag.templates import ABSTAIN_PHRASE
 from tests.conftest import quoted_from, run_rag
-from tests.openai_server import FakeOpenAI, Reply, serve
+from tests.openai_server import FakeOpenAI, Reply, refusing_port, serve
 
 KEY = "sk-live-do-not-print-4242"
 QUESTION = "How does Fisher merging approximate the posterior of each model?"
@@ -109,11 +109,11 @@ def test_an_answer_with_no_supported_sentence_falls_back_to_the_offline_answerer
     assert read.excerpt is not None and answer.citations[0].passage == read.excerpt  # what the model read
 
 
-def test_a_draft_that_only_names_a_paper_falls_back_to_that_papers_sentences(full_store, server) -> None:  # type: ignore[no-untyped-def]
+def test_a_draft_that_only_names_a_paper_is_answered_from_that_papers_sentences(full_store, server) -> None:  # type: ignore[no-untyped-def]
     server.replies.append(Reply("text", f"[3] {FISHER} (Nov 18, 2021)"))  # a heading echoed, wrongly numbered
     answer = pipe_for(full_store).ask(QUESTION)
-    assert answer.origin == "fallback" and not answer.abstained
-    assert {c.title for c in answer.citations} == {FISHER}
+    assert answer.origin == "named" and not answer.abstained  # the model's choice of paper, kept
+    assert {c.title for c in answer.citations} == {FISHER} and all(s.supported for s in answer.sentences)
 
 
 def test_the_models_abstain_phrase_is_an_abstention(full_store, server) -> None:  # type: ignore[no-untyped-def]
@@ -203,12 +203,32 @@ def test_a_slow_endpoint_times_out_naming_the_endpoint_after_bounded_retries(ful
 
 
 def test_an_unreachable_endpoint_is_a_typed_error_naming_it(full_store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import free_port
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}/v1"
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        with pytest.raises(LLMUnavailable, match=re.escape(f"LLM endpoint {url}: cannot connect")):
+            pipe_for(full_store, llm_retries=0).ask(QUESTION)
 
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    monkeypatch.setenv("OPENAI_BASE_URL", url)
-    with pytest.raises(LLMUnavailable, match=re.escape(f"LLM endpoint {url}: cannot connect")):
-        pipe_for(full_store, llm_retries=0).ask(QUESTION)
+
+REFUSED = "the API key was refused (HTTP 401); check OPENAI_API_KEY"
+
+
+def test_a_refused_key_is_a_typed_error_naming_the_variable_and_is_not_retried(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    server.faults.append((401, {}))
+    with pytest.raises(LLMError) as caught:
+        pipe_for(full_store).ask(QUESTION)
+    assert str(caught.value) == f"LLM endpoint {server.base_url}: {REFUSED}"
+    assert len(chat_requests(server)) == 1  # another try cannot make a wrong key right
+
+
+def test_the_cli_says_which_variable_to_fix_for_a_refused_key_in_one_line(full_store, server) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = full_store
+    server.faults.append((401, {}))
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY}
+    result = run_rag("ask", QUESTION, "--backend", "openai", home=settings.home, env=env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: LLM endpoint {server.base_url}: {REFUSED}\n"  # no traceback
+    assert KEY[-4:] not in result.stderr and "Incorrect API key" not in result.stderr  # the server's text quotes it
 
 
 def test_the_cli_names_the_endpoint_and_the_reason_and_never_prints_the_key(full_store, server) -> None:  # type: ignore[no-untyped-def]
