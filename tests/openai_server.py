@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -88,7 +89,7 @@ def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             )
             if state.faults:
                 status, headers = state.faults.pop(0)
-                self._send(status, {"error": {"message": f"scripted fault {status}", "type": "server_error"}}, headers)
+                self._send(status, self._fault(status), headers)
                 return
             if self.path.endswith("/embeddings"):
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -104,6 +105,13 @@ def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._chat(body, reply)
                 return
             self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def _fault(self, status: int) -> dict[str, Any]:
+            if status == 401:  # as OpenAI refuses a key: its message quotes part of the key
+                key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                message = f"Incorrect API key provided: {key[:3]}{'*' * 8}{key[-4:]}."
+                return {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+            return {"error": {"message": f"scripted fault {status}", "type": "server_error"}}
 
         def _chat(self, body: dict[str, Any], reply: Reply) -> None:
             if reply.kind == "slow":
@@ -179,3 +187,13 @@ def serve() -> Iterator[FakeOpenAI]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the duration of the block. A port merely free when asked can
+    be taken by another process before the test connects; this one is held by a socket bound to it (not
+    listening), so a connect is refused and nobody else can bind it meanwhile."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])

@@ -12,6 +12,7 @@ import pytest
 import rag
 from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
+from rag.confidence import CONFIDENT_AT
 from rag.config import Settings
 from rag.errors import QuestionError
 from rag.filters import Filters
@@ -407,13 +408,26 @@ def test_the_passages_decide_between_declining_hedging_and_answering(pipe: Pipel
     # The paper is found (a 216M-parameter spiking language model), but its abstract states no perplexity.
     near_miss = pipe.ask("What perplexity does the 216M-parameter spiking generative language model reach?")
     assert near_miss.abstained and near_miss.origin == "no-evidence"
-    # Lip reading is close to sign language, and nothing closer is stored: declined, or answered with a caveat.
+    # Lip reading is close to sign language, and nothing closer is stored: never answered as sure. Its confidence
+    # sits just under the confident cut, so whether it is hedged or declined turns on the embedding's precision
+    # (bfloat16 on some CPUs, float32 on others); the test below requires a hedge where the answer is only partial.
     loose = pipe.ask("Which paper recognizes sign language from video?")
+    assert loose.confidence is not None and loose.confidence < CONFIDENT_AT, loose.confidence
     assert loose.abstained or (loose.hedged and loose.text.startswith(HEDGE_PHRASE + " ") and loose.citations)
     sure = pipe.ask("How does Fisher merging approximate the posterior of each model?")
     assert not sure.abstained and not sure.hedged and not sure.text.startswith(HEDGE_PHRASE)
     assert sure.confidence is not None and off_topic.confidence is not None
     assert sure.confidence > max(loose.confidence or 0, near_miss.confidence or 0, off_topic.confidence)
+
+
+def test_a_question_the_passages_answer_only_in_part_is_answered_with_a_caveat(pipe: Pipeline) -> None:
+    # SpikeGPT's abstract gives its parameter counts but no perplexity: half of what is asked is stated, so the
+    # answer is hedged, where the perplexity asked alone is declined (the test above).
+    answer = pipe.ask("How many parameters does SpikeGPT have and what perplexity does it reach?")
+    assert answer.hedged and not answer.abstained, answer.text
+    assert answer.text.startswith(HEDGE_PHRASE + " ") and answer.text.count(HEDGE_PHRASE) == 1
+    assert answer.citations and all((c.title or "").startswith("SpikeGPT:") for c in answer.citations)
+    assert answer.sentences and all(s.supported and s.markers for s in answer.sentences)  # the caveat is no claim
 
 
 def test_filters_restrict_the_papers_an_answer_may_cite(pipe: Pipeline) -> None:
@@ -435,7 +449,10 @@ def test_a_follow_up_question_draws_on_the_papers_of_the_previous_answer(pipe: P
     assert follow.passages and {p.paper_id for p in follow.passages} <= earlier
     as_dict = pipe.ask("and which of them is a survey?", history=[{"question": first.question, "answer": first.text,
                                                                     "paper_ids": sorted(earlier)}])  # fmt: skip
-    assert {p.paper_id for p in as_dict.passages} <= earlier
+    assert as_dict.passages and {p.paper_id for p in as_dict.passages} <= earlier
+    assert cited_titles(as_dict)[:1] == [
+        "Model Merging in LLMs, MLLMs, and Beyond: Methods, Theories, Applications and Opportunities"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -451,6 +468,7 @@ def test_an_empty_or_huge_question_is_a_clear_error(pipe: Pipeline, question: st
         pipe.ask(question)
 
 
+@pytest.mark.slow
 def test_every_sentence_of_every_development_answer_is_quoted_from_its_cited_passage(pipe: Pipeline) -> None:
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines()]
     answered = rewritten = 0

@@ -41,6 +41,13 @@ def fisher_numbers(passages: list[Passage]) -> list[int]:
     return [n for n, p in enumerate(passages, 1) if p.paper.title == FISHER]
 
 
+def holding(passages: list[Passage], claim: str) -> set[int]:
+    """The numbers of the passages whose text holds `claim` word for word."""
+    found = {n for n, p in enumerate(passages, 1) if claim in p.text}
+    assert found, "no passage holds the claim"
+    return found
+
+
 @pytest.mark.parametrize(
     ("written", "read"),
     [
@@ -144,14 +151,14 @@ def test_a_sentence_without_a_marker_is_attributed_to_the_passage_that_supports_
     checked = check(FISHER_CLAIM, passages)
     (sentence,) = checked.sentences
     assert sentence.supported and sentence.attributed
-    assert sentence.markers and all(passages[m - 1].paper.title == FISHER for m in sentence.markers)
+    assert sentence.markers and set(sentence.markers) <= holding(passages, FISHER_CLAIM)
 
 
 def test_a_sentence_cited_to_the_wrong_passage_is_attributed_to_the_right_one(passages: list[Passage]) -> None:
     wrong = next(n for n, p in enumerate(passages, 1) if p.paper.title != FISHER)
     (sentence,) = check(FISHER_CLAIM.rstrip(".") + f" [{wrong}].", passages).sentences
     assert sentence.supported and sentence.attributed
-    assert all(passages[m - 1].paper.title == FISHER for m in sentence.markers)
+    assert sentence.markers and set(sentence.markers) <= holding(passages, FISHER_CLAIM)  # so [wrong] is gone
 
 
 def test_a_sentence_that_nothing_supports_is_flagged_not_dropped(passages: list[Passage]) -> None:

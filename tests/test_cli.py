@@ -93,6 +93,7 @@ def test_papers_table_and_stats_describe_the_store(home: Path) -> None:
     assert f"  {SEED['000'].name}  11 papers" in stats.stdout and f"  {SEED['002'].name}  50 papers" in stats.stdout
 
 
+@pytest.mark.slow  # subprocess ingests
 def test_ingest_reports_each_bad_file_in_one_line_ingests_the_rest_and_exits_1(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -116,6 +117,7 @@ def test_ingest_reports_each_bad_file_in_one_line_ingests_the_rest_and_exits_1(t
     assert "ingested 1 of 5 files" in result.stdout and "new 11" in result.stdout
 
 
+@pytest.mark.slow  # subprocess ingests
 def test_a_block_that_does_not_parse_is_a_warning_with_its_line(tmp_path: Path) -> None:
     page = tmp_path / "page.txt"
     text = SEED["003"].read_text(encoding="utf-8").replace("Sep 25, 2023", "Sep 31, 2023", 1)
@@ -212,6 +214,7 @@ def test_ingest_and_ask_work_with_no_network_at_all(guard: str, tmp_path: Path) 
     assert not (tmp_path / "network.log").exists(), (tmp_path / "network.log").read_text()
 
 
+@pytest.mark.slow  # subprocess ingests
 def test_two_ingests_into_one_home_at_once_end_with_the_union_of_their_papers(tmp_path: Path) -> None:
     """Two real `rag ingest` processes on different files of one home: each waits while the home is locked (here
     by the test, as by a running ingest), then they write one after the other, and the store holds every paper
@@ -257,3 +260,87 @@ def test_asking_before_any_ingest_says_the_store_is_empty_not_that_the_papers_do
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"error: no papers are stored in {home / 'chroma'}: run `rag ingest` first\n"
     assert not home.exists()  # asking never creates a store
+
+
+@pytest.mark.slow
+def test_eval_judge_check_reports_how_many_faithful_and_corrupted_claims_the_judge_flags(
+    home: Path, tmp_path: Path
+) -> None:
+    from rag.evaluation.judge_check import FAITHFUL, KINDS
+
+    questions = tmp_path / "one.jsonl"
+    dev = (Path(__file__).parents[1] / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions.write_text(next(line for line in dev if '"q-a-012"' in line) + "\n", encoding="utf-8")
+    result = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--judge-check", "--out",
+                     str(tmp_path / "out"), home=home)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = json.loads((tmp_path / "out" / "report.json").read_text())["judge_check"]
+    per_kind = check["per_kind"]
+    assert list(per_kind) == [*FAITHFUL, *KINDS] and all(row["cases"] > 0 for row in per_kind.values()), per_kind
+    # What it prints is what it measured: a row per kind of claim, then the two rates against their targets.
+    section = result.stdout[result.stdout.index("## Judge check") :]
+    for kind, row in per_kind.items():
+        assert f"| {kind} | {row['cases']} | {row['flagged']} |" in section
+    corrupted = sum(per_kind[k]["flagged"] for k in KINDS) / sum(per_kind[k]["cases"] for k in KINDS)
+    assert check["corrupted_flagged"] == round(corrupted, 4)
+    assert (
+        f"Corrupted claims flagged: {check['corrupted_flagged']:.3f} (target ≥ 0.90); "
+        f"faithful claims flagged: {check['faithful_flagged']:.3f} (target ≤ 0.05)." in section
+    )
+    # The offline judge flags no abstract sentence cited to its own abstract, and every sentence of another one.
+    assert per_kind["faithful"]["flagged"] == 0
+    assert per_kind["other_abstract"]["flagged"] == per_kind["other_abstract"]["cases"]
+
+
+@pytest.mark.slow
+def test_ingest_prune_removes_the_papers_of_the_files_not_given_and_says_how_many(tmp_path: Path) -> None:
+    from rag.corpus import parse_file
+
+    records = [r for r in parse_file(SEED["002"]).records if r.title][:5]
+    kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
+    for path, part in ((kept, records[:2]), (dropped, records[2:])):
+        rows = [json.dumps({"title": r.title, "abstract": r.abstract, "authors": r.authors}) for r in part]
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    home = tmp_path / "home"
+    both = run_rag("ingest", str(kept), str(dropped), home=home)
+    assert both.returncode == 0, both.stderr
+    # Without --prune, a file not given keeps its papers.
+    alone = run_rag("ingest", str(kept), home=home)
+    assert "found 2 · new 0 · changed 0 · unchanged 2 · removed 0 · 5 in store" in alone.stdout, alone.stdout
+    pruned = run_rag("ingest", "--prune", str(kept), home=home)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "found 2 · new 0 · changed 0 · unchanged 2 · removed 3 · 2 in store" in pruned.stdout, pruned.stdout
+    listed = [json.loads(line) for line in run_rag("papers", "--jsonl", home=home).stdout.splitlines()]
+    assert sorted(p["title"] for p in listed) == sorted(r.title for r in records[:2])
+    assert {s["file"] for p in listed for s in p["sources"]} == {"kept.jsonl"}
+
+
+@pytest.mark.slow
+def test_ui_no_auth_serves_beyond_loopback_with_no_login(home: Path, tmp_path: Path) -> None:
+    """--no-auth matters only off loopback (test_ui: without it, --host 0.0.0.0 is refused), so the UI listens on
+    every address and the test reaches it through loopback."""
+    import urllib.request
+
+    from tests.conftest import serve_on_a_free_port, wait_http
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_")) or k == "RAG_MODELS_DIR"}
+    env.update(RAG_HOME=str(home), RAG_BACKEND="extractive")
+    log = tmp_path / "ui.log"
+
+    def start(port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+        with open(log, "w") as out:
+            command = [str(RAG_BIN), "ui", "--host", "0.0.0.0", "--port", str(port), "--no-auth"]
+            return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    process, port = serve_on_a_free_port(start, lambda port, p: wait_http(f"http://127.0.0.1:{port}/", p, log))
+    try:
+        assert f"rag ui: serving on http://0.0.0.0:{port}" in log.read_text()
+        url = f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(url + "gradio_api/login_check", timeout=10) as checked:
+            assert checked.status == 200  # 401 when RAG_UI_AUTH asks for a login
+        with urllib.request.urlopen(url + "config", timeout=10) as response:
+            config = json.loads(response.read())
+        assert "auth_required" not in config and config["components"], sorted(config)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

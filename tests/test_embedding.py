@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from rag.embedding import LOCAL_MODEL_NAME, Embedder, LocalEmbedder
 
 
@@ -43,26 +45,72 @@ def test_document_vectors_in_every_precision_match_the_sentence_transformers_mod
         assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-5) for v in vectors)  # pooled in float32
 
 
-def test_auto_precision_is_the_half_precision_the_cpus_matrix_units_compute() -> None:
-    from rag.embedding import _cpu_flags, _resolve_precision
+# CPUs `auto` must tell apart: the flags line of their /proc/cpuinfo (abridged; None: no such file, not Linux), what
+# torch's own CPUID checks say on them (AVX512-BF16, AMX tiles), and the precision each must embed in.
+CPUS = {
+    "AVX2 only (Haswell)": ("fpu sse4_2 avx f16c fma avx2", False, False, "float32"),
+    # bfloat16 is emulated without AVX512-BF16, about 6x slower than float32
+    "AVX-512 without bf16 (Ice Lake)": ("avx2 avx512f avx512dq avx512bw avx512vl avx512_vnni", False, False, "float32"),
+    "AVX512-BF16 (Cooper Lake, Zen 4)": ("avx2 avx512f avx512bw avx512_vnni avx512_bf16", True, False, "bfloat16"),
+    # AVX512-FP16 without AMX-FP16 multiplies float16 at float32's speed
+    "AMX-BF16 and AVX512-FP16 (Sapphire Rapids)": (
+        "avx2 avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8",
+        True,
+        True,
+        "bfloat16",
+    ),
+    "AMX tiles, AVX512-BF16 hidden (a VM's masked flags)": ("avx2 avx512f amx_bf16 amx_tile", False, True, "bfloat16"),
+    "AMX-FP16 (Granite Rapids)": (
+        "avx2 avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_fp16 amx_tile",
+        True,
+        True,
+        "float16",
+    ),
+    "no /proc/cpuinfo": (None, False, False, "float32"),
+}
 
-    flags = _cpu_flags()
-    resolved = _resolve_precision("auto")
-    if "amx_fp16" in flags:
-        assert resolved == "float16"
-    elif flags & {"avx512_bf16", "amx_bf16"}:
-        assert resolved == "bfloat16"  # AVX512-FP16 without AMX-FP16 multiplies float16 at float32's speed
-    else:
-        assert resolved == "float32"  # bfloat16 is emulated there, about 6x slower than float32
-    assert _resolve_precision("float32") == "float32"
+
+@pytest.mark.parametrize(("flags", "bf16", "amx", "expected"), list(CPUS.values()), ids=list(CPUS))
+def test_auto_precision_is_the_half_precision_the_cpus_matrix_units_compute(
+    monkeypatch: pytest.MonkeyPatch, flags: str | None, bf16: bool, amx: bool, expected: str
+) -> None:
+    """Every CPU's case runs on any machine: the flags come from a /proc/cpuinfo written here, torch's checks
+    answer as on that CPU."""
+    import builtins
+    import io
+
+    import torch
+
+    from rag import embedding
+
+    real_open = builtins.open
+
+    def cpuinfo(path: object, *args: object, **kwargs: object) -> object:
+        if str(path) != "/proc/cpuinfo":
+            return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+        if flags is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(f"processor\t: 0\nflags\t\t: fpu vme {flags}\nbugs\t\t: spectre_v1\n")
+
+    monkeypatch.setattr(embedding, "open", cpuinfo, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    embedding._cpu_flags.cache_clear()
+    try:
+        assert embedding._resolve_precision("auto") == expected
+        assert embedding._resolve_precision("float32") == "float32"  # a precision asked for is kept
+        assert embedding._resolve_precision("bfloat16") == "bfloat16"
+    finally:
+        embedding._cpu_flags.cache_clear()  # the next caller reads this machine's own flags
 
 
-def test_the_onnx_export_gives_the_torch_models_vectors_on_the_corpus_chunks(full_store) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_the_onnx_export_gives_the_torch_models_vectors_on_the_corpus_chunks(full_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import rag
     from rag.chunking import Chunker, embedding_text
 
     settings = full_store[0]
-    exported = LocalEmbedder(precision="float32", cache=settings.home / "onnx-test")
+    exported = LocalEmbedder(precision="float32", cache=tmp_path / "onnx")  # not in the shared store's home
     reference = LocalEmbedder(precision="float32")
     chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
     papers = rag.list_papers(settings=settings)[::3]
@@ -70,7 +118,7 @@ def test_the_onnx_export_gives_the_torch_models_vectors_on_the_corpus_chunks(ful
     assert len(texts) > 300
     fast, exact = exported.embed_texts(texts), reference.embed_documents(texts)
     assert min(cosine(a, b) for a, b in zip(fast, exact, strict=True)) >= 0.999
-    (made,) = (settings.home / "onnx-test").glob("*.onnx")
+    (made,) = (tmp_path / "onnx").glob("*.onnx")
     written = made.stat().st_mtime_ns
     again = LocalEmbedder(cache=made.parent)
     assert cosine(again.embed_query(texts[0]), fast[0]) > 0.99999

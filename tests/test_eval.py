@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,15 @@ def test_gold_that_matches_no_paper_or_several_is_an_error_naming_the_question(f
             resolve_gold(load_questions(path), papers)
 
 
+@pytest.fixture
+def home(full_store, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the shared store's home, for a `rag eval` that answers: it caches the answers under its home,
+    which would make the shared store, read by every other test, depend on which evaluations ran before."""
+    copy = tmp_path / "home"
+    shutil.copytree(full_store[0].home, copy)
+    return copy
+
+
 def small_set(tmp_path: Path, ids: tuple[str, ...]) -> Path:
     rows = [line for line in DEV.read_text().splitlines() if json.loads(line)["id"] in ids]
     path = tmp_path / "small.jsonl"
@@ -111,13 +121,11 @@ def small_set(tmp_path: Path, ids: tuple[str, ...]) -> Path:
     return path
 
 
-def test_rag_eval_writes_reports_compares_and_resumes_from_its_cache(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
+@pytest.mark.slow
+def test_rag_eval_writes_reports_compares_and_resumes_from_its_cache(home: Path, tmp_path: Path) -> None:
     questions = small_set(tmp_path, ("q-a-001", "q-b-005", "q-c-026", "q-a-032", "q-c-010"))
     out = tmp_path / "out"
-    first = run_rag(
-        "eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out), home=settings.home
-    )
+    first = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out), home=home)
     assert first.returncode == 0, first.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["overall"]["questions"] == 5 and set(report["by_type"]) == {
@@ -130,18 +138,31 @@ def test_rag_eval_writes_reports_compares_and_resumes_from_its_cache(full_store,
     assert html.count("<svg") >= 5 and "Failing questions" in html and "<script" not in html
     assert "| citation_recall |" in (out / "report.md").read_text()
 
-    cached = list((settings.home / "eval-cache").rglob("q-a-001-*.json"))
-    assert len(cached) == 1
-    answer = json.loads(cached[0].read_text())
+    cached = list((home / "eval-cache").rglob("*.json"))  # this test's own home: only this run's answers
+    assert sorted(path.name.rsplit("-", 1)[0] for path in cached) == ["q-a-001", "q-a-032", "q-b-005", "q-c-010",
+                                                                       "q-c-026"]  # fmt: skip
+    (one,) = [path for path in cached if path.name.startswith("q-a-001-")]
+    answer = json.loads(one.read_text())
     answer["text"] = "A cached answer mentioning 16x [1]."
-    cached[0].write_text(json.dumps(answer))
+    one.write_text(json.dumps(answer))
+    # An older report to compare with: a lower hit rate, and no key-fact recall at all.
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({**report, "overall": {**report["overall"], "hit": 0.25, "key_fact_recall": None}}))
     second = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(out),
-                     "--compare", str(out / "report.json"), home=settings.home)  # fmt: skip
+                     "--compare", str(older), home=home)  # fmt: skip
     assert second.returncode == 0, second.stderr
     again = json.loads((out / "report.json").read_text())
     row = next(q for q in again["questions"] if q["id"] == "q-a-001")
     assert row["answer"]["text"] == "A cached answer mentioning 16x [1]."  # read from the cache, not asked again
-    assert "metric                    before       now    change" in second.stdout
+    header = "metric                    before       now    change\n"
+    assert header in second.stdout
+    table = second.stdout.split(header)[1].splitlines()
+    compared = {line.split()[0]: line.split()[1:] for line in table}
+    now = again["overall"]
+    assert compared["hit"] == ["0.250", f"{now['hit']:.3f}", f"{now['hit'] - 0.25:+.3f}"]
+    assert compared["key_fact_recall"] == ["–", f"{now['key_fact_recall']:.3f}", "–"]  # not in the older report
+    before, after = report["overall"]["mrr"], now["mrr"]  # retrieval: the same in both runs
+    assert compared["mrr"] == [f"{before:.3f}", f"{after:.3f}", f"{after - before:+.3f}"]
 
 
 def test_answers_produced_elsewhere_are_scored_the_same_way(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -189,23 +210,23 @@ def test_html_in_questions_and_answers_produced_elsewhere_is_text_in_the_html_re
     assert html.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 3  # the id, the question, the answer
 
 
-def test_fail_under_exits_1_naming_the_metric(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
+@pytest.mark.slow
+def test_fail_under_exits_1_naming_the_metric(home: Path, tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"  # nothing stored is about it: declined, so abstention recall is 1.0
     mars = {"id": "mars", "question": "What is the boiling point of water on Mars?", "type": "unanswerable",
             "gold": [], "answer": "", "key_facts": []}  # fmt: skip
     questions.write_text(json.dumps(mars) + "\n")
     result = run_rag("eval", "--questions", str(questions), "--backend", "extractive", "--out", str(tmp_path / "o"),
-                     "--fail-under", "abstention_recall=1.01", home=settings.home)  # fmt: skip
+                     "--fail-under", "abstention_recall=1.01", home=home)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().endswith("error: abstention_recall = 1.0 is below 1.01")
     bad = run_rag("eval", "--questions", str(questions), "--fail-under", "happiness=0.5", "--out", str(tmp_path / "o"),
-                  home=settings.home)  # fmt: skip
+                  home=home)  # fmt: skip
     assert bad.returncode == 1 and "no such metric" in bad.stderr
 
 
-def test_fail_above_exits_1_naming_a_metric_that_must_stay_low(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
+@pytest.mark.slow
+def test_fail_above_exits_1_naming_a_metric_that_must_stay_low(home: Path, tmp_path: Path) -> None:
     # Labelled answerable, but nothing stored is about it: the answer is declined, a false abstention.
     fisher = {"source_file": SEED["003"].name, "ordinal": 1}
     row = {"id": "mars", "question": "What is the boiling point of water on Mars?", "type": "factoid",
@@ -213,10 +234,10 @@ def test_fail_above_exits_1_naming_a_metric_that_must_stay_low(full_store, tmp_p
     path = tmp_path / "q.jsonl"
     path.write_text(json.dumps(row) + "\n")
     args = ("eval", "--questions", str(path), "--backend", "extractive", "--out", str(tmp_path / "o"))
-    strict = run_rag(*args, "--fail-above", "false_abstention=0.0", home=settings.home)
+    strict = run_rag(*args, "--fail-above", "false_abstention=0.0", home=home)
     assert strict.returncode == 1
     assert strict.stderr.strip().endswith("error: false_abstention = 1.0 is above 0.0")
-    lenient = run_rag(*args, "--fail-above", "false_abstention=1.0", home=settings.home)
+    lenient = run_rag(*args, "--fail-above", "false_abstention=1.0", home=home)
     assert lenient.returncode == 0, lenient.stderr
 
 
@@ -244,11 +265,9 @@ def test_the_offline_judge_catches_corrupted_claims_and_spares_faithful_ones(ful
 
 
 @pytest.mark.slow
-def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings, _ = full_store
+def test_the_development_set_meets_the_baseline_recorded_in_the_repo(home: Path, tmp_path: Path) -> None:
     result = run_rag("eval", "--backend", "extractive", "--judge", "offline", "--baseline", str(BASELINE),
-                     "--split", "test", "--out", str(tmp_path / "dev"), "--workers", "2",
-                     home=settings.home)  # fmt: skip
+                     "--split", "test", "--out", str(tmp_path / "dev"), "--workers", "2", home=home)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "dev" / "report.json").read_text())
     test_half = [line for line in DEV.read_text().splitlines() if json.loads(line)["split"] == "test"]
@@ -259,7 +278,7 @@ def test_the_development_set_meets_the_baseline_recorded_in_the_repo(full_store,
     few = tmp_path / "few.jsonl"
     few.write_text("\n".join(test_half[:3]) + "\n")
     failed = run_rag("eval", "--backend", "extractive", "--judge", "offline", "--baseline", str(impossible),
-                     "--questions", str(few), "--out", str(tmp_path / "gate"), home=settings.home)  # fmt: skip
+                     "--questions", str(few), "--out", str(tmp_path / "gate"), home=home)  # fmt: skip
     assert failed.returncode == 1
     assert re.search(r"^error: hit = [01](\.\d+)? is below 1\.01$", failed.stderr, re.M), failed.stderr
     assert re.search(r"^error: false_abstention = 0(\.\d+)? is above -0\.01$", failed.stderr, re.M), failed.stderr

@@ -355,6 +355,7 @@ def test_one_paper_in_a_feed_and_a_bibtex_export_is_one_paper_with_both_sources_
     assert paper.doi == "10.5555/test.1" and paper.url == "http://arxiv.org/abs/2401.00001v2"
 
 
+@pytest.mark.slow  # ingests the shipped corpus with the command: about a minute
 def test_a_folder_of_formats_ingests_beside_the_shipped_corpus_and_is_asked_about(tmp_path: Path) -> None:
     home = tmp_path / "home"
     folder = tmp_path / "mine"
@@ -409,9 +410,216 @@ def test_latex_that_the_renderer_cannot_read_is_kept_as_written_not_a_crash() ->
     )
 
 
+# Malformed files: each reader's failures are a one-line IngestError (the file cannot be used) or a problem naming
+# the line (one entry cannot), never a traceback, a paper merged into its neighbour, or one silently dropped.
+
+
+def read_error(path: Path, options: Options | None = None) -> str:
+    """The one-line error reading `path` gives."""
+    with pytest.raises(IngestError) as caught:
+        read_file(path, options)
+    return str(caught.value)
+
+
+def test_an_atom_file_that_is_not_xml_is_one_error_and_a_feed_cut_short_is_a_warning_where_it_breaks(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "query.xml"
+    page.write_text(
+        '<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n<p>Rate exceeded & retry</b>\n',
+        encoding="utf-8",
+    )
+    assert read_error(page) == (
+        "query.xml: no paper with an abstract could be read (arxiv-atom); first problem: query.xml: not a readable "
+        "Atom feed (<unknown>:3:18: not well-formed (invalid token)); save the API response as is"
+    )
+    feed = atom_feed(OTHERS[:2])
+    cut = feed[: feed.rindex("<summary>") + 60]  # a download cut off inside the second abstract
+    page.write_text(cut, encoding="utf-8")
+    parsed = read_file(page)
+    assert [r.title for r in parsed.records] == [OTHERS[0].title]
+    # feedparser reads on past the break; the warning says where the XML broke, so that a cut abstract is not
+    # taken for an entry that had none.
+    lines = cut.split("\n")
+    second = [n for n, line in enumerate(lines, 1) if line == "  <entry>"][1]
+    assert [str(p) for p in parsed.problems] == [
+        f"query.xml line {len(lines)}: not well-formed XML (no element found); the entries from here on may be cut "
+        "short or missing: save the API response as is",
+        f"query.xml line {second}: 2401.00002: no abstract; the entry is not stored",
+    ]
+
+
+def test_a_ris_entry_without_its_end_line_is_reported_not_merged_into_the_next_or_dropped(tmp_path: Path) -> None:
+    def entry(paper: Paper, end: bool = True) -> str:
+        return f"TY  - JOUR\nTI  - {paper.title}\nAB  - {paper.abstract}\n" + ("ER  - \n" if end else "") + "\n"
+
+    path = tmp_path / "export.ris"
+    text = entry(OTHERS[0], end=False) + entry(OTHERS[1]) + entry(OTHERS[2], end=False).rstrip("\n")
+    path.write_text(text, encoding="utf-8")
+    starts = [n for n, line in enumerate(text.split("\n"), 1) if line.startswith("TY  - ")]
+    parsed = read_file(path)
+    assert [(r.title, r.abstract, r.source.line) for r in parsed.records] == [
+        (OTHERS[1].title, folded(OTHERS[1].abstract), starts[1])
+    ]
+    unclosed = "entry has no `ER  - ` line before the next entry or the end of the file; add one"
+    assert [str(p) for p in parsed.problems] == [
+        f"export.ris line {starts[0]}: {unclosed} (the entry is not stored)",
+        f"export.ris line {starts[2]}: {unclosed} (the entry is not stored)",
+    ]
+    path.write_text("Provider: a reference manager\nTitle only, no tags at all\n", encoding="utf-8")
+    assert read_error(path) == (
+        "export.ris: no paper with an abstract could be read (ris); first problem: export.ris: no `TY  - ` line opens "
+        "an entry; export it again as RIS"
+    )
+
+
+def test_a_csv_without_an_abstract_column_says_how_to_name_it_and_reads_once_named(tmp_path: Path) -> None:
+    path = tmp_path / "papers.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["Name", "Text"], [OTHERS[0].title, OTHERS[0].abstract]])
+    assert read_error(path) == (
+        "papers.csv: no paper with an abstract could be read (csv); first problem: papers.csv line 1: no abstract "
+        "column among ['Name', 'Text']; name it with --field abstract=NAME"
+    )
+    (row,) = read_file(path, Options(fields={"abstract": "Text"})).records
+    assert row.abstract == folded(OTHERS[0].abstract)
+
+
+def test_a_ragged_csv_row_is_reported_with_its_line_and_never_stored_under_the_wrong_columns(tmp_path: Path) -> None:
+    path = tmp_path / "papers.csv"
+    good, unquoted, later = OTHERS[0], OTHERS[1], OTHERS[2]
+    assert "," in unquoted.abstract  # so that, unquoted, it spills into the authors column and beyond
+    lines = [
+        "title,abstract,authors",
+        f'"{good.title}","{good.abstract}",Ada Quill',
+        f'"{unquoted.title}",{unquoted.abstract},Ada Quill',
+        "A title alone",
+        "",
+        f'"{later.title}","{later.abstract}",Alan Turing',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    parsed = read_file(path)
+    assert [(r.title, r.abstract, r.authors, r.source.line) for r in parsed.records] == [
+        (good.title, folded(good.abstract), ["Ada Quill"], 2),
+        (later.title, folded(later.abstract), ["Alan Turing"], 6),
+    ]
+    fields = len(lines[2].split(","))
+    fix = "quote the fields that hold commas or line breaks (the row is not stored)"
+    assert [str(p) for p in parsed.problems] == [
+        f"papers.csv line 3: {fields} fields where the header has 3; {fix}",
+        f"papers.csv line 4: 1 field where the header has 3; {fix}",
+    ]
+    # A quote never closed would swallow the rows after it into one abstract: the file is refused at its row.
+    path.write_text("\n".join([*lines[:2], f'"{unquoted.title}","{unquoted.abstract}', *lines[5:]]) + "\n")
+    assert read_error(path) == (
+        "papers.csv line 3: not readable as CSV (',' expected after '\"'); close the quote this row opens, or quote "
+        "its fields that hold commas or quotes"
+    )
+
+
+def test_openalex_that_is_not_json_or_holds_no_works_is_reported_never_a_crash(tmp_path: Path) -> None:
+    words = OTHERS[0].abstract.split()
+    index: dict[str, list[int]] = {}
+    for position, word in enumerate(words):
+        index.setdefault(word, []).append(position)
+    work = {"id": "https://openalex.org/W1", "title": OTHERS[0].title, "abstract_inverted_index": index}
+    path = tmp_path / "works.json"
+    text = json.dumps({"results": [work]})
+    path.write_text(text[: text.index('"title": "') + 14], encoding="utf-8")  # a download cut off in the title
+    assert detect(path) == "openalex"
+    assert read_error(path) == (
+        "works.json: no paper with an abstract could be read (openalex); first problem: works.json line 1: not JSON "
+        "(Unterminated string starting at); save the API response as is"
+    )
+    # In a JSON file a work's "line" is its place in the results, as for the records (rag.formats.openalex).
+    broken = {**work, "id": "https://openalex.org/W3", "ids": "W3", "authorships": ["Ada"]}
+    path.write_text(json.dumps({"results": [work, 5, broken]}), encoding="utf-8")
+    parsed = read_file(path)
+    assert [r.abstract for r in parsed.records] == [" ".join(words)]
+    assert [str(p) for p in parsed.problems] == [
+        "works.json line 2: work 2: not a JSON object, so not an OpenAlex work; the entry is not stored",
+        "works.json line 3: https://openalex.org/W3: not an OpenAlex work, a field is not of the type OpenAlex gives "
+        "it ('str' object has no attribute 'get'); the entry is not stored",
+    ]
+    for data in ({"results": None}, "a string"):
+        path.write_text(json.dumps(data), encoding="utf-8")
+        assert read_error(path, Options(format="openalex")) == (
+            "works.json: no paper with an abstract could be read (openalex); first problem: works.json: not OpenAlex "
+            'works: expected {"results": [...]}, one work or a list of works; save the API response as is'
+        )
+
+
+@pytest.mark.parametrize("name", ["library.bib", "papers.csv", "papers.jsonl", "export.ris"])
+def test_a_structured_file_that_is_not_utf8_is_one_error_naming_its_line(tmp_path: Path, name: str) -> None:
+    paper = OTHERS[1]  # all ASCII, so that only the line with "é" differs between UTF-8 and Latin-1
+    text = {
+        "library.bib": bibtex([paper]) + "@misc{cafe,\n  title = {Caf\u00e9 talk},\n}\n",
+        "papers.csv": f'title,abstract\n"{paper.title}","{paper.abstract}"\nCaf\u00e9 talk,"{paper.abstract}"\n',
+        "papers.jsonl": json.dumps({"title": paper.title, "abstract": paper.abstract}) + "\n"
+        + json.dumps({"title": "Caf\u00e9 talk", "abstract": paper.abstract}, ensure_ascii=False) + "\n",
+        "export.ris": f"TY  - JOUR\nTI  - {paper.title}\nAB  - {paper.abstract}\nER  - \n\nTY  - JOUR\n"
+        "TI  - Caf\u00e9 talk\nER  - \n",
+    }[name]  # fmt: skip
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1"))  # as an older exporter, or a Windows editor, saves it
+    line = next(n for n, row in enumerate(text.split("\n"), 1) if "\u00e9" in row)
+    assert read_error(path) == f"{name} line {line}: not UTF-8 (byte 0xe9); convert it, e.g. iconv -t UTF-8"
+
+
+@pytest.mark.slow
+def test_rag_ingest_reports_each_malformed_file_in_one_line_stores_the_rest_and_loses_no_stored_paper(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    library = folder / "library.bib"
+    library.write_text(bibtex([OTHERS[0]]), encoding="utf-8")
+    lines = folder / "papers.jsonl"
+    rows = [json.dumps({"title": p.title, "abstract": p.abstract, "authors": p.authors}) for p in OTHERS[1:3]]
+    lines.write_text(f'{rows[0]}\n{{"title": "Cut short", "abstract": "We stud\n{rows[1]}\n', encoding="utf-8")
+    first = run_rag("ingest", str(folder), home=home)
+    assert first.returncode == 0, first.stderr
+    assert "warning: papers.jsonl line 2: not JSON (Invalid control character at); each line must be one object" in (
+        first.stderr
+    )
+    assert "found 3 · new 3" in first.stdout
+    # The library is saved again as Latin-1, and broken exports join it: each is one line, the rest is stored, and
+    # --prune keeps every paper of a file that could not be read.
+    library.write_bytes(library.read_bytes() + "@misc{cafe,\n  title = {Caf\u00e9 talk},\n}\n".encode("latin-1"))
+    (folder / "query.xml").write_text(
+        '<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n<p>Rate exceeded & retry</b>\n'
+    )
+    (folder / "works.json").write_text('{"results": [{"id": "https://openalex.org/W1", "abstract_inverted_index": {')
+    (folder / "nocolumn.csv").write_text(f'Name,Text\nA title,"{OTHERS[3].abstract}"\n')
+    (folder / "ragged.csv").write_text(
+        f'title,abstract\n"{OTHERS[4].title}","{OTHERS[4].abstract}"\nA title,{OTHERS[1].abstract},spilled\n'
+    )
+    unreadable = ["library.bib", "query.xml", "works.json", "nocolumn.csv"]
+    expected = {f"error: {read_error(folder / name)}" for name in unreadable}
+    again = run_rag("ingest", "--prune", str(folder), home=home)
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert {line for line in again.stderr.splitlines() if line.startswith("error: ")} == expected
+    assert any(
+        line.startswith("warning: ragged.csv line 3: ") and "fields where the header has 2; quote" in line
+        for line in again.stderr.splitlines()
+    ), again.stderr
+    assert "ingested 2 of 6 files" in again.stdout
+    assert "found 3 · new 1 · changed 0 · unchanged 2 · removed 0 · 4 in store" in again.stdout, again.stdout
+    listed = [json.loads(row) for row in run_rag("papers", "--jsonl", home=home).stdout.splitlines()]
+    files = {paper["title"]: [source["file"] for source in paper["sources"]] for paper in listed}
+    assert files == {
+        OTHERS[0].title: ["library.bib"],
+        OTHERS[1].title: ["papers.jsonl"],
+        OTHERS[2].title: ["papers.jsonl"],
+        OTHERS[4].title: ["ragged.csv"],
+    }
+
+
 FOLDER = Path(__file__).parent / "data" / "formats"  # written by someone who had not read rag/formats
 
 
+@pytest.mark.slow
 def test_a_folder_of_exports_written_independently_ingests_as_its_author_expected(tmp_path: Path) -> None:
     """Six files (an arXiv API result, snapshot lines, a Zotero BibTeX export, RIS, CSV, OpenAlex works) written
     from the shipped abstracts by hand, with EXPECTED.json listing the papers its author meant after merging."""
@@ -430,6 +638,7 @@ def test_a_folder_of_exports_written_independently_ingests_as_its_author_expecte
         assert sorted(got.files) == sorted(paper["files"]) and folded(got.abstract).startswith(paper["abstract_start"])
 
 
+@pytest.mark.slow
 def test_a_run_read_in_windows_of_two_records_stores_what_one_window_stores_and_reads_only_the_papers_it_may_be(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -470,6 +679,7 @@ def test_a_run_read_in_windows_of_two_records_stores_what_one_window_stores_and_
     assert (added.found, added.new, added.papers_total) == (2, 1, 13)
 
 
+@pytest.mark.slow
 def test_papers_sharing_a_title_in_different_windows_stay_apart_and_an_edit_replaces_across_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
@@ -496,6 +706,7 @@ def test_papers_sharing_a_title_in_different_windows_stay_apart_and_an_edit_repl
     assert edited.abstract in abstracts and OTHERS[1].abstract not in abstracts
 
 
+@pytest.mark.slow
 def test_a_category_filter_finds_cross_listed_papers_and_an_older_store_is_upgraded_at_the_next_ingest(
     tmp_path: Path, settings: Settings
 ) -> None:

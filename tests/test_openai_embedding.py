@@ -10,7 +10,7 @@ import rag
 from rag.config import Settings
 from rag.errors import EmbeddingError
 from tests.conftest import SEED, run_rag
-from tests.openai_server import EMBEDDING_DIMENSION, serve
+from tests.openai_server import EMBEDDING_DIMENSION, refusing_port, serve
 
 KEY = "sk-test-secret-0123456789"
 
@@ -70,9 +70,8 @@ def test_an_openai_embedding_model_without_a_key_or_server_says_what_to_set(
 
 
 def test_an_unreachable_endpoint_is_an_embedding_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with pytest.raises(EmbeddingError, match="failed \\(APIConnectionError\\); check OPENAI_BASE_URL"):
-        rag.ingest([SEED["000"]], settings=Settings(home=tmp_path, embedding="openai:x"))
+    with refusing_port() as port:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        with pytest.raises(EmbeddingError, match="failed \\(APIConnectionError\\); check OPENAI_BASE_URL"):
+            rag.ingest([SEED["000"]], settings=Settings(home=tmp_path, embedding="openai:x"))

@@ -1,12 +1,12 @@
 """The chat UI in a real browser (Debian's Chromium driven by Playwright) and through the Gradio API: cited
-answers with cards, marker links, escaping of hostile corpus text, a failing LLM endpoint, ten users at once."""
+answers with cards, marker links, escaping of hostile corpus text, a failing LLM endpoint, ten users at once, and
+what adding a file replies."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -249,7 +249,9 @@ def test_a_local_model_answer_appears_piece_by_piece_before_its_cards(ui: str, b
 @pytest.fixture(scope="module")
 def faulty_ui(full_store) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app served from this process, its pipeline failing on two questions: one raises an unexpected error
-    (not a RagError), one never returns; the chat waits 3 s for progress."""
+    (not a RagError), one never returns; the chat waits 3 s for progress. Every other question is answered by the
+    real pipeline, which says it is still at work every half second: the 3 s are for the stuck answerer only, not
+    for how fast this machine answers."""
     from rag.ui.app import build
 
     settings, _ = full_store
@@ -263,7 +265,19 @@ def faulty_ui(full_store) -> Iterator[str]:  # type: ignore[no-untyped-def]
         if "hang" in question:
             release.wait(120)
             raise RuntimeError("released at the end of the test")
-        return original(self, question, *args, **kwargs)
+        answered = threading.Event()
+
+        def still_at_work() -> None:
+            while not answered.wait(0.5):
+                kwargs["on_status"]("Still answering…")
+
+        beat = threading.Thread(target=still_at_work, daemon=True)
+        beat.start()
+        try:
+            return original(self, question, *args, **kwargs)
+        finally:
+            answered.set()
+            beat.join()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rag.Pipeline, "ask", ask)
@@ -396,11 +410,6 @@ def test_with_rag_ui_auth_the_api_refuses_a_client_without_credentials_and_answe
         process.wait(timeout=30)
 
 
-def test_the_port_is_free_helper_finds_a_bindable_port() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", free_port()))
-
-
 def _card_titles(page, turn: int) -> list[str]:  # type: ignore[no-untyped-def]
     """Titles on the source cards of the `turn`-th answer of the conversation."""
     bold = page.locator(f"[id^='src-{turn}-'] b").all_inner_texts()
@@ -476,3 +485,65 @@ def test_papers_added_in_the_corpus_tab_are_listed_and_answered_with_their_cards
     assert "Ada Quill, Jérôme Müller" in card and "arXiv:2501.01234" in card
     page.screenshot(path=str(ARTIFACTS / "ui-add-papers.png"))
     page.close()
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible embeddings endpoint on loopback: the one endpoint a test can make fail on demand."""
+    with serve() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def adding(tmp_path_factory: pytest.TempPathFactory, embeddings: FakeOpenAI) -> tuple[object, Settings]:
+    """The app built in this process over an empty store whose vectors come from `embeddings`, and its settings."""
+    from rag.ui.app import build
+
+    home = tmp_path_factory.mktemp("adding") / "home"
+    settings = Settings(
+        home=home, chroma_host=None, chroma_port=None, backend="extractive", embedding="openai:test-embed"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENAI_BASE_URL", embeddings.base_url)
+        patch.setenv("OPENAI_API_KEY", KEY)
+        return build(settings), settings
+
+
+@pytest.fixture
+def add_papers(adding, embeddings: FakeOpenAI, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """What the "Add papers" button runs, called as Gradio calls it: (the uploaded file's path, the format) →
+    (the summary's HTML, the corpus table)."""
+    monkeypatch.setenv("OPENAI_BASE_URL", embeddings.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    app, _ = adding
+    return next(block.fn for block in app.fns.values() if getattr(block.fn, "__name__", "") == "add_papers")
+
+
+def test_adding_papers_without_choosing_a_file_says_to_choose_one(add_papers, embeddings: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
+    assert add_papers(None, "detect") == ("Choose a file to add first.", [])
+    assert embeddings.requests == []
+
+
+def test_a_file_without_one_readable_paper_adds_nothing_and_says_why(add_papers, adding, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    upload = tmp_path / "talks.bib"
+    upload.write_text("@misc{talk, title = {A Talk Without an Abstract}, author = {Roe, Jo}, year = {2024}}\n")
+    summary, table = add_papers(str(upload), "detect")
+    assert summary == (
+        '<p class="error">Nothing was added.</p><ul><li>talks.bib: no paper with an abstract could be read (bibtex); '
+        "first problem: talks.bib line 1: entry talk: no abstract; the entry is not stored</li></ul>"
+    )
+    assert table == [] and rag.list_papers(settings=adding[1]) == []
+
+
+def test_an_upload_whose_embedding_fails_is_an_error_in_the_summary_and_stores_nothing(  # type: ignore[no-untyped-def]
+    add_papers, adding, embeddings: FakeOpenAI, tmp_path: Path
+) -> None:
+    upload = tmp_path / "quokka.bib"
+    upload.write_text(QUOKKA_BIB, encoding="utf-8")
+    embeddings.faults.extend([(500, {})] * 3)  # the first try and both retries
+    summary, table = add_papers(str(upload), "detect")
+    assert summary == (
+        f'<p class="error">embeddings endpoint {embeddings.base_url}/ answered HTTP 500 for model '
+        "&#x27;test-embed&#x27; after retries; check the model name and the server</p>"
+    )
+    assert KEY not in summary and table == [] and rag.list_papers(settings=adding[1]) == []

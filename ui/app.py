@@ -283,7 +283,11 @@ def build(settings: rag.Settings, wait: float | None = None) -> gr.Blocks:
         try:
             report = rag.ingest([path], settings=settings, options=options, progress=step)
         except RagError as exc:
-            return f'<p class="error">{_e(exc)}</p>', browse("", "", None)
+            try:
+                listed = browse("", "", None)
+            except RagError:  # the store itself failed: the table cannot be read either, and the error says why
+                listed = []
+            return f'<p class="error">{_e(exc)}</p>', listed
         return _ingest_summary(report), browse("", "", None)
 
     def latest_report() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from rag.corpus import LAYOUTS, MAX_FILE_BYTES, ParsedFile, parse_file
 from rag.errors import IngestError
 from rag.formats import atom, bibtex, openalex, ris, snapshot, table
-from rag.formats.common import Options, Reading
+from rag.formats.common import Options, Reading, first_not_utf8
 from rag.types import PaperRecord, ParseProblem
 
 Reader = Callable[[Path, Reading, dict[str, str]], Iterator[PaperRecord | ParseProblem]]
@@ -118,8 +118,8 @@ def read_records(
                 kept += 1
                 if limit is not None and kept >= limit:
                     break
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"{path.name}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); convert it to UTF-8") from exc
+    except UnicodeDecodeError as exc:  # a reader that decodes the file whole: find the line it stopped at
+        raise first_not_utf8(path) from exc
     if report is not None:
         report(stage, size, size)
     if not kept and (first_problem or not options.categories):

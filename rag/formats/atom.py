@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from xml.sax import SAXParseException
 
 from rag.formats.common import Reading, arxiv_id, clean, doi, parse_date
 from rag.types import PaperRecord, ParseProblem
@@ -28,6 +29,13 @@ def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[Paper
     if not feed.entries and feed.get("bozo"):
         yield reading.problem(None, f"not a readable Atom feed ({feed.bozo_exception}); save the API response as is")
         return
+    broken = feed.get("bozo_exception")
+    if isinstance(broken, SAXParseException):  # read on by feedparser's lenient parser: say where and why
+        yield reading.problem(
+            broken.getLineNumber(),
+            f"not well-formed XML ({broken.getMessage()}); the entries from here on may be cut short or missing: "
+            "save the API response as is",
+        )
     for number, entry in enumerate(feed.entries):
         line = starts[number] if number < len(starts) else 1
         if " ".join(entry.get("title", "").split()) == "Error":

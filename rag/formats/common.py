@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from rag.errors import IngestError
 from rag.types import PaperRecord, ParseProblem, Source
 
 # The fields a table (CSV, JSON lines) may hold, and the column names read for each when no --field maps them.
@@ -226,8 +227,28 @@ def lines_of(path: Path, reading: Reading) -> Iterator[tuple[int, str]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             reading.bytes_read += len(raw)
-            line = raw.decode("utf-8")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise not_utf8(reading.file, number, raw[exc.start]) from exc
             yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def not_utf8(file: str, line: int, byte: int) -> IngestError:
+    """The error for a file whose line `line` holds `byte`, which is not UTF-8 (as rag.corpus words it)."""
+    return IngestError(f"{file} line {line}: not UTF-8 (byte 0x{byte:02x}); convert it, e.g. iconv -t UTF-8")
+
+
+def first_not_utf8(path: Path) -> IngestError:
+    """The error naming the first line of `path` that is not UTF-8, read a line at a time (a UTF-8 sequence never
+    holds a newline byte, so each line decodes on its own)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return not_utf8(path.name, number, raw[exc.start])
+    return IngestError(f"{path.name}: not UTF-8; convert it, e.g. iconv -t UTF-8")
 
 
 __all__ = [
@@ -239,7 +260,9 @@ __all__ = [
     "clean",
     "doi",
     "first_last",
+    "first_not_utf8",
     "lines_of",
+    "not_utf8",
     "objects",
     "parse_date",
     "split_authors",

@@ -24,16 +24,20 @@ def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[Paper
         text_start = handle.read(4096).lstrip()
     if text_start.startswith("{") and "\n{" in text_start and '"results"' not in text_start:
         for item in objects(path, reading, "one work"):
-            yield item if isinstance(item, ParseProblem) else work_record(item[1], item[0], reading)
+            yield item if isinstance(item, ParseProblem) else checked_record(item[1], item[0], reading)
         return
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         yield reading.problem(exc.lineno, f"not JSON ({exc.msg}); save the API response as is")
         return
-    works = data.get("results", [data]) if isinstance(data, dict) else data if isinstance(data, list) else []
+    works = data.get("results", [data]) if isinstance(data, dict) else data
+    if not isinstance(works, list):
+        expected = 'expected {"results": [...]}, one work or a list of works'
+        yield reading.problem(None, f"not OpenAlex works: {expected}; save the API response as is")
+        return
     for number, work in enumerate(works, 1):
-        yield work_record(work, number, reading) if isinstance(work, dict) else reading.problem(None, "not a work")
+        yield checked_record(work, number, reading)
 
 
 def abstract_text(index: object) -> str:
@@ -42,6 +46,21 @@ def abstract_text(index: object) -> str:
         return ""
     placed = sorted((position, word) for word, positions in index.items() for position in positions or [])
     return " ".join(word for _, word in placed)
+
+
+def checked_record(work: object, line: int, reading: Reading) -> PaperRecord | ParseProblem:
+    """work_record's record, or the problem that `work` is not an OpenAlex work: not an object, or one whose
+    fields are not of the types OpenAlex gives them."""
+    if not isinstance(work, dict):
+        return reading.problem(
+            line, f"work {line}: not a JSON object, so not an OpenAlex work; the entry is not stored"
+        )
+    try:
+        return work_record(work, line, reading)
+    except (AttributeError, TypeError, ValueError) as exc:
+        key = str(work.get("id") or f"work {line}")
+        message = f"not an OpenAlex work, a field is not of the type OpenAlex gives it ({exc})"
+        return reading.problem(line, f"{key}: {message}; the entry is not stored")
 
 
 def work_record(work: dict, line: int, reading: Reading) -> PaperRecord | ParseProblem:

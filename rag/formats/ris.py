@@ -18,18 +18,28 @@ def sniff(head: str) -> bool:
 
 
 def read(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
-    """One record per RIS entry; an entry without an abstract (`AB` or `N2`) is reported with its line."""
+    """One record per RIS entry; an entry without an abstract (`AB` or `N2`) is reported with its line, and so is
+    one not closed by `ER  -` before the next `TY  -` or the end of the file (rispy would merge it into the next
+    entry, or drop it)."""
     import rispy
 
-    text = path.read_text(encoding="utf-8-sig")
-    starts = [text.count("\n", 0, found.start()) + 1 for found in re.finditer(r"^TY  - ", text, re.M)]
-    try:
-        entries = rispy.loads(text)
-    except (OSError, ValueError) as exc:
-        yield reading.problem(None, f"not a readable RIS file ({exc}); export it again as RIS")
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    starts = [number for number, line in enumerate(lines) if line.startswith("TY  - ")]
+    if not starts:
+        yield reading.problem(None, "no `TY  - ` line opens an entry; export it again as RIS")
         return
-    for number, entry in enumerate(entries):
-        line = starts[number] if number < len(starts) else 1
+    for number, (start, end) in enumerate(zip(starts, [*starts[1:], len(lines)], strict=True)):
+        line = start + 1
+        try:
+            parsed = rispy.loads("\n".join(lines[start:end]))  # each entry on its own
+        except (OSError, ValueError) as exc:
+            yield reading.problem(line, f"entry does not parse ({exc}); export it again as RIS")
+            continue
+        if not parsed:
+            message = "entry has no `ER  - ` line before the next entry or the end of the file; add one"
+            yield reading.problem(line, f"{message} (the entry is not stored)")
+            continue
+        entry = parsed[0]
         links = entry.get("urls") or []
         identifier, version = arxiv_id(arxiv_link(*links))
         published = parse_date(entry.get("date") or entry.get("publication_year") or entry.get("year"))

@@ -7,6 +7,7 @@ import csv
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from rag.errors import IngestError
 from rag.formats.common import FIELDS, Reading, arxiv_id, arxiv_link, doi, lines_of, objects, parse_date, split_authors
 from rag.types import PaperRecord, ParseProblem
 
@@ -38,16 +39,35 @@ def columns(names: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 def read_csv(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
-    """One record per row; rows are streamed, so a file of any size is read in constant memory."""
-    rows = csv.DictReader(line for _, line in lines_of(path, reading))
-    found = columns(list(rows.fieldnames or []), fields)
-    if "abstract" not in found:
-        yield reading.problem(1, f"no abstract column among {rows.fieldnames}; name it with --field abstract=NAME")
-        return
-    line = rows.line_num + 1
-    for row in rows:
-        yield record({key: row.get(column) for key, column in found.items()}, line, reading)
+    """One record per row; rows are streamed, so a file of any size is read in constant memory. A row with more or
+    fewer fields than the header is reported and not stored: its values are not under their columns (a comma or
+    line break in an unquoted field). A quote never closed is an IngestError naming the row it opens."""
+    # strict: a quote left open is an error, not the rows after it read as one field.
+    rows = csv.reader((line for _, line in lines_of(path, reading)), strict=True)
+    line = 1
+    try:
+        names = next(rows, [])
+        found = columns(names, fields)
+        if "abstract" not in found:
+            yield reading.problem(1, f"no abstract column among {names}; name it with --field abstract=NAME")
+            return
+        where = {key: names.index(column) for key, column in found.items()}
         line = rows.line_num + 1
+        for values in rows:
+            if len(values) == len(names):
+                yield record({key: values[index] for key, index in where.items()}, line, reading)
+            elif values:  # a blank line is no row
+                yield reading.problem(
+                    line,
+                    f"{len(values)} field{'s' * (len(values) != 1)} where the header has {len(names)}; quote the "
+                    "fields that hold commas or line breaks (the row is not stored)",
+                )
+            line = rows.line_num + 1
+    except csv.Error as exc:
+        raise IngestError(
+            f"{reading.file} line {line}: not readable as CSV ({exc}); close the quote this row opens, or quote its "
+            "fields that hold commas or quotes"
+        ) from exc
 
 
 def read_jsonl(path: Path, reading: Reading, fields: dict[str, str]) -> Iterator[PaperRecord | ParseProblem]:
