@@ -384,6 +384,13 @@ def attribute(claim: str, passages: Sequence[Passage], embedder: Embedder | None
     return best
 
 
+def _weak(result: Support) -> list[str]:
+    """The reason a claim that passes every hard check is still not supported: too little of it is cited."""
+    if result.supported:
+        return []
+    return [f"support {result.score:.2f}, below the {SUPPORT_THRESHOLD} a backed claim needs"]
+
+
 def check(
     text: str, passages: Sequence[Passage], embedder: Embedder | None = None, asked: Asked | None = None
 ) -> Checked:
@@ -424,7 +431,7 @@ def check(
                 markers=valid,
                 support=result.score,
                 supported=result.supported,
-                problems=list(result.problems),
+                problems=list(result.problems) or _weak(result),
                 attributed=attributed,
             )
         )

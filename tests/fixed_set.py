@@ -33,7 +33,7 @@ CASES = (
          "1.5 million"),
     Case("What does Fisher merging weight each model's parameters by?", "Merging Models with Fisher-Weighted",
          "Fisher"),
-    Case("How many parameters does the adapter that lets text-to-image models read other languages have?",
+    Case("How many parameters does the multilingual adapter for text-to-image diffusion models have?",
          "parameter-efficient adapter", "6M"),
     Case("Which paper upcycles CLIP into a mixture of experts?", "CLIP-MoE", "Diversified Multiplet Upcycling"),
 )  # fmt: skip

@@ -83,10 +83,10 @@ def planted_records(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     papers = [p for p in merge_records(r for path in SEED_FILES for r in parse_file(path).records) if p.title]
     target = next(p for p in papers if p.title == PLANTED_IN)
-    other = next(p for p in papers if p.title != PLANTED_IN)
+    other = next(p for p in papers if p.title != PLANTED_IN and p.authors)
     rows = [
         {"title": PLANTED, "abstract": target.abstract, "authors": target.authors},
-        {"title": other.title, "abstract": other.abstract, "authors": [PLANTED, *other.authors]},
+        {"title": other.title, "abstract": other.abstract, "authors": [PLANTED, *(other.authors or [])]},
     ]
     folder = tmp_path_factory.mktemp("planted-records")
     (folder / "papers.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
