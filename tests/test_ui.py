@@ -547,3 +547,25 @@ def test_an_upload_whose_embedding_fails_is_an_error_in_the_summary_and_stores_n
         "&#x27;test-embed&#x27; after retries; check the model name and the server</p>"
     )
     assert KEY not in summary and table == [] and rag.list_papers(settings=adding[1]) == []
+
+
+@pytest.mark.slow
+def test_an_upload_while_the_chroma_server_is_down_is_a_one_line_error_not_a_crash(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag.ui.app import build
+
+    from tests.test_server import start_chroma
+
+    server, port = start_chroma(tmp_path / "chroma")
+    settings = Settings(home=tmp_path / "home", chroma_host="127.0.0.1", chroma_port=port, backend="extractive",
+                        store_sentences=False)  # fmt: skip
+    try:
+        app = build(settings)
+        add = next(block.fn for block in app.fns.values() if getattr(block.fn, "__name__", "") == "add_papers")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    upload = tmp_path / "quokka.bib"
+    upload.write_text(QUOKKA_BIB, encoding="utf-8")
+    summary, table = add(str(upload), "detect")  # the table cannot be read either: the error says why
+    assert summary.startswith('<p class="error">') and f"127.0.0.1:{port}" in summary, summary
+    assert table == []
