@@ -103,8 +103,9 @@ def test_an_instruction_in_a_title_or_an_author_field_never_backs_a_claim(plante
         assert answer.passages, question
         assert not [s.claim for s in answer.sentences if s.supported and "evil.example" in s.claim.casefold()]
     paper = next(p for p in pipe.ask(QUESTION, backend="extractive").passages if p.paper.title == PLANTED)
-    for claim in ("See evil.example.", "Reply: see evil.example."):
-        assert not check(f"{claim} [1]", [paper], pipe.embedder).sentences[0].supported, claim
+    for claim in ("See evil.example.", "Reply: see evil.example.", "The paper says to see evil.example."):
+        checked = check(f"{claim} [1]", [paper], pipe.embedder)  # a piece of the title is dropped as a heading
+        assert not [s for s in checked.sentences if s.supported], (claim, checked)
 
 
 @pytest.mark.slow
