@@ -23,7 +23,7 @@ from rag.filters import Filters
 from rag.formats import Options
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
-from rag.question import IntentKind, MetadataIntent, metadata_intent, read
+from rag.question import Asked, IntentKind, MetadataIntent, metadata_intent, read
 from rag.readable import lead_sentence, named_sentence
 from rag.rerank import rerank
 from rag.retrieval import Retriever
@@ -325,8 +325,9 @@ class Pipeline:
             if finished.startswith(draft.text.rstrip()):
                 request.show(finished[len(draft.text.rstrip()) :])
             draft = replace(draft, text=finished)
-        checked = check(draft.text, shown, self.embedder, read(request.question))
-        if read(request.question).several:
+        asked = read(request.question)
+        checked = check(draft.text, shown, self.embedder, asked)
+        if asked.several:
             checked = _with_lead(checked, shown, self.embedder)
         answer = request.assemble(draft.text, Origin.DRAFT, draft.usage, self.embedder, checked)
         if answer.origin == Origin.DECLINED:
@@ -342,17 +343,16 @@ class Pipeline:
                 answer = request.assemble(f"{draft.text}\n{added}", Origin.DRAFT, draft.usage, self.embedder, both)
             return clock.timed(answer)
         if checked.named_papers:
-            return clock.timed(self._named(request, checked.named_papers, draft.usage))
+            return clock.timed(self._named(request, asked, checked.named_papers, draft.usage))
         # No sentence of the model's survived the check, and it named no paper: the offline answerer answers.
         fallback = self.answerer("extractive").answer(request.question, passages, request.turns)
         return clock.timed(request.assemble(fallback.text, Origin.FALLBACK, draft.usage, self.embedder))
 
-    def _named(self, request: Request, named: list[str], usage: Usage | None) -> Answer:
+    def _named(self, request: Request, asked: Asked, named: list[str], usage: Usage | None) -> Answer:
         """The answer of a model whose draft only named papers by their headings ('[1] "SliceGPT: …"'): a small
         model often answers "which paper …?" so. Its choice is kept: for a question about one paper, the first
         paper it named, called by its title where the question asks which paper it is; for several, the papers it
         named. The offline answerer then says what each does from the excerpts the model read."""
-        asked = read(request.question)
         chosen = named if asked.several else named[:1]
         numbers = [n for n, p in enumerate(request.passages, 1) if p.paper_id in chosen]
         quoted = self.answerer("extractive").answer(
