@@ -79,7 +79,7 @@ def store_directly(path: Path, home: Path) -> None:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             writes.append(
                 PaperWrite(paper, [record], content_hash(paper, chunker), meta_hash(paper), len(chunks), chunks,
-                           vectors.tolist())
+                           vectors.tolist(), (vectors.sum(0) / np.linalg.norm(vectors.sum(0))).tolist())
             )  # fmt: skip
         store.write(writes)
         rows = [ChunkRow(c.chunk_id, w.paper.paper_id, c.start, c.end, c.text) for w in writes for c in w.chunks]

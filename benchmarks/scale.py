@@ -205,6 +205,7 @@ def insert_direct(home: Path, count: int, seed: int, start: int) -> float:
                     n_chunks=len(chunks),
                     chunks=chunks,
                     vectors=mixed.tolist(),
+                    whole=(mixed.sum(0) / np.linalg.norm(mixed.sum(0))).tolist(),
                 )
             )
         store.write(writes)

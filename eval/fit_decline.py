@@ -1,6 +1,6 @@
 """Fit the decline model of rag/confidence.py and choose its cut-offs.
 
-    python -m rag.evaluation.fit_decline [--questions FILE] [--also FILE ...]
+    python -m rag.evaluation.fit_decline [--questions FILE ...] [--also FILE ...]
 
 The weights are fitted on the tuning half of the development questions only (5-fold cross-validated figures are
 printed). The cut-offs are chosen by what they cost on every set at once: the tuning half (each question scored
@@ -28,7 +28,9 @@ from rag.api import DEFAULT_K, DEFAULT_K_MULTI, EXPAND_PAPERS
 from rag.confidence import DENSE_FLOOR, FALSE_DECLINE_BUDGET, UNANSWERABLE_SHARE, weigh
 from rag.question import asks_several, metadata_intent
 
-FEATURES = ("score", "dense", "focus", "named")
+# The features the model weighs. The ranking score is left out: beside `dense`, with which it moves, it took a
+# negative weight, declining a question the more clearly its paper matched. The floor reads `dense` (last column).
+FEATURES = ("dense", "focus", "named")
 L2 = 0.0001
 FOLDS = 5
 
@@ -40,13 +42,14 @@ def features(pipe: rag.Pipeline, questions: Sequence[Question]) -> tuple[np.ndar
         k = DEFAULT_K_MULTI if asks_several(question.question) else DEFAULT_K
         passages = pipe.retriever.retrieve(question.question, k, expand=EXPAND_PAPERS)
         evidence = weigh(question.question, passages).features()
-        rows.append([evidence[name] for name in FEATURES])
+        rows.append([*(evidence[name] for name in FEATURES), evidence["dense"]])  # dense last: the floor reads it
         labels.append(1.0 if question.answerable else 0.0)
     return np.array(rows), np.array(labels)
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Logistic regression by Newton's method, with a small L2 penalty on the weights."""
+    x = x[:, : len(FEATURES)]
     design = np.hstack([np.ones((len(x), 1)), x])
     beta = np.zeros(design.shape[1])
     penalty = np.diag([0.0] + [L2 * len(x)] * x.shape[1])
@@ -63,12 +66,12 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 def predict(intercept: float, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
     """P(answerable), 0 where the floor declines (as rag.confidence.weigh does)."""
-    p = 1 / (1 + np.exp(-(intercept + x @ weights)))
+    p = 1 / (1 + np.exp(-(intercept + x[:, : len(FEATURES)] @ weights)))
     return np.where(above_floor(x), p, 0.0)
 
 
 def dense(x: np.ndarray) -> np.ndarray:
-    return x[:, FEATURES.index("dense")]
+    return x[:, len(FEATURES)]
 
 
 def above_floor(x: np.ndarray) -> np.ndarray:
@@ -129,7 +132,7 @@ def rates(p: np.ndarray, y: np.ndarray, cut: float, hedge: float = 0.0) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", type=Path, default=Path(__file__).with_name("questions.jsonl"))
+    parser.add_argument("--questions", type=Path, action="append", help="development questions (split tune/test)")
     parser.add_argument("--also", type=Path, action="append", default=[], help="another question set to weigh")
     args = parser.parse_args()
     pipe = rag.pipeline()
@@ -137,7 +140,8 @@ def main() -> None:
     def usable(path: Path) -> list[Question]:
         return [q for q in load_questions(path) if metadata_intent(q.question, pipe.retriever.catalogue) is None]
 
-    questions = usable(args.questions)
+    here = Path(__file__).parent
+    questions = [q for path in args.questions or [here / "questions.jsonl", here / "users.jsonl"] for q in usable(path)]
     tune = [q for q in questions if q.extra.get("split") != "test"]
     test = [q for q in questions if q.extra.get("split") == "test"]
     x, y = features(pipe, tune)

@@ -60,6 +60,14 @@ def markdown(report: Report) -> str:
             f"Corrupted claims flagged: {_fmt(report.judge_check['corrupted_flagged'])} (target ≥ 0.90); "
             f"faithful claims flagged: {_fmt(report.judge_check['faithful_flagged'])} (target ≤ 0.05)."
         )
+    if report.rankings:
+        lines += ["", f"## Ranking ({report.rankings['questions']} questions about papers' content)", ""]
+        lines += ["| ranking | hit@1 | hit@5 | hit@10 | MRR |", "| --- | --- | --- | --- | --- |"]
+        for name, row in report.rankings.items():
+            if isinstance(row, dict):
+                lines.append(
+                    f"| {name} | " + " | ".join(_fmt(row[key]) for key in ("hit@1", "hit@5", "hit@10", "mrr")) + " |"
+                )
     failing = [row for row in report.rows if row.failures]
     lines += ["", f"{len(failing)} questions with a failure; see report.html for their answers."]
     for note in report.notes:

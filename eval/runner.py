@@ -15,6 +15,7 @@ from typing import Any
 from rag.evaluation.judges import make_judge
 from rag.evaluation.metrics import EvalAnswer, Scores, aggregate, score
 from rag.evaluation.questions import Question, QuestionFileError, load_questions, resolve_gold
+from rag.evaluation.rankings import rankings
 
 import rag
 from rag import Answer, Paper
@@ -36,6 +37,7 @@ class Report:
     answers: dict[str, dict[str, Any]]  # JSON, as the answers file holds it
     judge_check: dict[str, Any] | None = None  # JSON, as run_judge_check returns it
     notes: list[str] = field(default_factory=list)
+    rankings: dict[str, Any] = field(default_factory=dict)  # JSON, as eval.rankings.rankings returns it
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +47,7 @@ class Report:
             "questions": [{**row.as_dict(), "answer": self.answers.get(row.id)} for row in self.rows],
             "judge_check": self.judge_check,
             "notes": self.notes,
+            "rankings": self.rankings,
         }
 
 
@@ -231,6 +234,7 @@ def evaluate(
         rows=rows,
         answers={scores.id: shown for scores, shown in results},
         notes=notes,
+        rankings=rankings(pipe.retriever, questions, gold) if external is None else {},
     )
 
 

@@ -24,7 +24,8 @@ from rag.formats import Options
 from rag.ingest import IngestReport, Progress
 from rag.ingest import ingest as _ingest
 from rag.question import Asked, IntentKind, MetadataIntent, metadata_intent, read
-from rag.readable import lead_sentence, named_sentence
+from rag.ranking import close, listed
+from rag.readable import close_sentence, lead_sentence, named_sentence
 from rag.rerank import rerank
 from rag.retrieval import Retriever
 from rag.store import open_store
@@ -251,6 +252,9 @@ class Pipeline:
         expand = k if several else EXPAND_PAPERS
         reorder = self._reranker(question, chosen, on_status) if intent is None else None
         passages = retriever.retrieve(query, k, filters, expand=expand, reorder=reorder)
+        if several and intent is None and passages:
+            top = passages[0].score
+            passages = [p for p in passages if listed(top, p.score)]  # the papers that fit, however many
         retrieval = time.perf_counter() - tick
 
         request = Request(question, chosen, passages, turns, intent, on_text, on_status)
@@ -293,6 +297,8 @@ class Pipeline:
         if hedged:
             request.show(HEDGE_PHRASE + " ")
         answer = self._write(request)
+        if request.intent is None and not answer.abstained:
+            answer = self._second_paper(request, answer)
         if hedged and not answer.abstained:
             return answer.model_copy(update={**confidence, "hedged": True, "text": f"{HEDGE_PHRASE} {answer.text}"})
         return answer.model_copy(update=confidence)
@@ -347,6 +353,33 @@ class Pipeline:
         # No sentence of the model's survived the check, and it named no paper: the offline answerer answers.
         fallback = self.answerer("extractive").answer(request.question, passages, request.turns)
         return clock.timed(request.assemble(fallback.text, Origin.FALLBACK, draft.usage, self.embedder))
+
+    def _second_paper(self, request: Request, answer: Answer) -> Answer:
+        """The answer about one paper, when the ranking cannot tell its first two papers apart (rag.ranking.close)
+        and the answer cites the first only: opened by the sentence naming both, and followed by what the second
+        says, quoted, so that the user sees both rather than a confident answer from what may be the wrong one."""
+        passages = answer.passages
+        ranked = [p for p in passages if not p.expanded]
+        if read(request.question).several or len(ranked) < 2 or not close(ranked[0].score, ranked[1].score):
+            return answer
+        first, second = ranked[0], ranked[1]
+        cited = {c.paper_id for c in answer.citations}
+        if second.paper_id in cited or first.paper_id not in cited:
+            return answer
+        number = {p.chunk_id: n for n, p in enumerate(passages, 1)}
+        back = {c.number: number[c.chunk_id] for c in answer.citations}
+        mine = [n for n, p in enumerate(passages, 1) if p.paper_id == second.paper_id]
+        quoted = self.answerer("extractive").answer(request.question, [passages[n - 1] for n in mine], request.turns)
+        if quoted.text.strip() == ABSTAIN_PHRASE:
+            return answer
+        added = renumber(quoted.text, lambda n: mine[n - 1])
+        lead = close_sentence([(number[first.chunk_id], first.paper), (mine[0], second.paper)])
+        text = f"{lead} {renumber(answer.text, lambda n: back[n])}\n{added}"
+        both = replace(request, passages=passages).assemble(text, answer.origin, answer.usage, self.embedder)
+        if both.abstained or second.paper_id not in {c.paper_id for c in both.citations}:
+            return answer
+        request.show(f"\n{added}")
+        return both.model_copy(update={"seconds": answer.seconds})
 
     def _named(self, request: Request, asked: Asked, named: list[str], usage: Usage | None) -> Answer:
         """The answer of a model whose draft only named papers by their headings ('[1] "SliceGPT: …"'): a small

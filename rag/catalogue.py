@@ -259,6 +259,19 @@ class Catalogue:
                 found.update(self._db.execute(f"SELECT key, vector FROM sentences WHERE key IN ({marks})", part))
         return found
 
+    def paper_sentence_vectors(self, paper_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        """The stored sentence vectors (float16 bytes) of each of the given papers; a paper without any is left
+        out."""
+        found: dict[str, list[bytes]] = {}
+        with self._lock:
+            for start in range(0, len(paper_ids), _IN_BATCH):
+                part = list(paper_ids[start : start + _IN_BATCH])
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT paper_id, vector FROM sentences WHERE paper_id IN ({marks})", part)
+                for paper_id, vector in rows:
+                    found.setdefault(paper_id, []).append(vector)
+        return found
+
     def count_without_sentences(self) -> int:
         """How many papers have no sentence vectors stored."""
         with self._lock:

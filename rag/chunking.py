@@ -99,6 +99,11 @@ class Chunker:
         return chunks
 
 
+def paper_text(paper: Paper) -> str:
+    """What is embedded for a whole paper: its title and abstract (the model reads its first 256 word pieces)."""
+    return f"{paper.title}\n{paper.abstract}" if paper.title else paper.abstract
+
+
 def embedding_text(paper: Paper, chunk: Chunk) -> str:
     """What is embedded for a chunk: its paper's title gives the passage its topic."""
     return f"{paper.title}\n{chunk.text}" if paper.title else chunk.text

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.question import Asked
-from rag.templates import ABSTAIN_PHRASE, LEAD_PHRASE, NAMED_PHRASE
+from rag.templates import ABSTAIN_PHRASE, CLOSE_PHRASE, LEAD_PHRASE, NAMED_PHRASE
 from rag.text import (
     INSTRUCTION,
     content_stems,
@@ -286,7 +286,7 @@ def judge_claim(
     if not evidence:
         return Support(0.0, ("cites no passage",))
     # The opening of a several-paper answer's listing is the answer's own framing; what it states is the list.
-    claim = claim.removeprefix(LEAD_PHRASE).strip() or claim
+    claim = claim.removeprefix(LEAD_PHRASE).removeprefix(CLOSE_PHRASE).strip() or claim
     joined = " ".join(evidence)
     problems: list[str] = []
     # A count of the cited papers ("4 papers ...") is backed by the citations themselves.

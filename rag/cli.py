@@ -188,6 +188,7 @@ class _progress:
 )
 @click.option("--has-code/--no-code", default=None, help="Only papers listed with (or without) code.")
 @click.option("--source-file", metavar="FILE", help="Only papers found in this corpus file.")
+@click.option("--explain", is_flag=True, help="Also show why each paper ranked where it did: every signal's value.")
 @user_errors
 def ask(
     question: str,
@@ -200,6 +201,7 @@ def ask(
     category: str | None,
     has_code: bool | None,
     source_file: str | None,
+    explain: bool,
 ) -> None:
     """Answer QUESTION from the stored abstracts, every sentence cited, then list the sources."""
     from rich.console import Console
@@ -245,6 +247,25 @@ def ask(
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     _print_answer(answer)
+    if explain:
+        _print_ranking(answer)
+
+
+def _print_ranking(answer: Any) -> None:
+    """The retrieved papers in rank order, each with its fused score and every signal behind it."""
+    from rag.ranking import SIGNALS, WEIGHTS
+
+    ranked = [p for p in answer.passages if not p.expanded]
+    if not ranked:
+        return
+    click.echo("\nRanking (score = weighted mean of the signals; weights " + ", ".join(
+        f"{name} {WEIGHTS[name]}" for name in SIGNALS) + ")")  # fmt: skip
+    click.echo("     " + f"{'score':>7}" + "".join(f"{name:>9}" for name in SIGNALS) + f"{'rerank':>8}  paper")
+    for n, passage in enumerate(ranked, 1):
+        values = "".join(f"{passage.signals.get(name, float('nan')):>9.3f}" for name in SIGNALS)
+        rerank = f"{passage.rerank:>8.3f}" if passage.rerank is not None else f"{'':>8}"
+        title = (passage.paper.title or passage.paper.abstract[:50] + "…")[:60]
+        click.echo(f"[{n:>2}] {passage.score:>7.3f}{values}{rerank}  {title}")
 
 
 def _print_answer(answer: Any) -> None:

@@ -41,9 +41,9 @@ _BACKGROUND = re.compile(
 # questions (docs/answering.md).
 SEMANTIC_WEIGHT = 0.65
 LEXICAL_WEIGHT = 0.35
-# How much a sentence loses for each unit its passage's retrieval score trails the best passage's: the whole
-# abstract's evidence outweighs one sentence's wording.
-RETRIEVAL_WEIGHT = 0.5
+# How much a sentence loses for each unit its paper's ranking score trails the best paper's: the whole abstract's
+# evidence outweighs one sentence's wording (chosen on the tuning half; docs/answering.md, "Ranking").
+RETRIEVAL_WEIGHT = 2.0
 # An abstract's opening sentence, unless it says what the paper does, sets the scene ("Knowledge distillation is
 # an effective strategy ..."): it loses this much against the paper's other sentences, never the paper its rank.
 # Chosen on the tuning half, where 0.12 to 0.3 score alike.

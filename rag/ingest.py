@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.catalogue import SENTENCES_FLAG, Catalogue, SentenceRow, open_catalogue
-from rag.chunking import Chunker, embedding_text
+from rag.chunking import Chunker, embedding_text, paper_text
 from rag.citations import paper_header
 from rag.config import Settings
 from rag.corpus import collect_files, merge_paper
@@ -301,7 +301,7 @@ class _Run:
         self.chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap)
         self.store = store
         self.lease = lease  # renewed at every batch committed to a server
-        self.store.upgrade()
+        self.store.upgrade(lambda texts: load_embedder(settings).embed_documents(texts))
         self.catalogue = open_catalogue(settings)
         self.incomplete = _repair(self.store, self.catalogue, settings)
         self.catalogue.sync(self.store)
@@ -444,16 +444,17 @@ class _Run:
                 report.seconds["embed"] += time.perf_counter() - tick
             if chunked:
                 texts = [embedding_text(paper, chunk) for paper, _, chunks in chunked for chunk in chunks]
+                texts += [paper_text(paper) for paper, _, _ in chunked]
                 embedding.submit(texts + list(dict.fromkeys(text for _, text in sentences)))
             if previous:
                 tick = time.perf_counter()
                 if self.lease is not None:
                     self.lease.renew()
-                n_chunks = sum(len(chunks) for _, _, chunks in previous)
-                rows = self._sentence_rows(previous_sentences, vectors[n_chunks:])
-                _store(self.store, self.catalogue, previous, vectors[:n_chunks], self.chunker, rows)
+                n_vectors = sum(len(chunks) for _, _, chunks in previous) + len(previous)  # chunks, then papers
+                rows = self._sentence_rows(previous_sentences, vectors[n_vectors:])
+                _store(self.store, self.catalogue, previous, vectors[:n_vectors], self.chunker, rows)
                 report.seconds["store"] += time.perf_counter() - tick
-                report.chunks_embedded += n_chunks
+                report.chunks_embedded += n_vectors - len(previous)
                 self.done += len(previous)
                 if self.progress:
                     self.progress("embed", self.done, self.planned)
@@ -550,8 +551,10 @@ def _store(
     chunker: Chunker,
     sentences: list[SentenceRow],
 ) -> None:
-    """Write one embedded batch to the store and the catalogue, with its sentences' vectors."""
-    remaining = iter(vectors)
+    """Write one embedded batch to the store and the catalogue, with its sentences' vectors; `vectors` holds
+    every chunk's, then every paper's."""
+    n_chunks = sum(len(chunks) for _, _, chunks in chunked)
+    remaining, wholes = iter(vectors[:n_chunks]), iter(vectors[n_chunks:])
     writes = [
         PaperWrite(
             paper=paper,
@@ -561,6 +564,7 @@ def _store(
             n_chunks=len(chunks),
             chunks=chunks,
             vectors=[next(remaining) for _ in chunks],
+            whole=next(wholes),
         )
         for paper, rows, chunks in chunked
     ]

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks (paper_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical
     USING fts5 (terms, tokenize = "unicode61 remove_diacritics 0 tokenchars '_'");
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical_terms USING fts5vocab (lexical, row);
 """
 
 
@@ -125,6 +126,28 @@ class LexicalIndex:
             f'SELECT chunk_id, paper_id, start, "end", text FROM chunks WHERE chunk_id IN ({marks})', list(chunk_ids)
         )
         return {row[0]: ChunkRow(*row) for row in rows}
+
+    def papers_chunks(self, paper_ids: Sequence[str]) -> dict[str, list[ChunkRow]]:
+        """Every chunk of the given papers, by paper id, each paper's in text order."""
+        found: dict[str, list[ChunkRow]] = {pid: [] for pid in paper_ids}
+        for start in range(0, len(paper_ids), 500):
+            part = list(paper_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            rows = self._db.execute(
+                f'SELECT chunk_id, paper_id, start, "end", text FROM chunks WHERE paper_id IN ({marks}) ORDER BY start',
+                part,
+            )
+            for row in rows:
+                found[row[1]].append(ChunkRow(*row))
+        return found
+
+    def frequencies(self, wanted: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each of the given index terms (terms no chunk holds are left out)."""
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = self._db.execute(f"SELECT term, doc FROM lexical_terms WHERE term IN ({marks})", list(wanted))
+        return {term: int(count) for term, count in rows}
 
     def paper_chunks(self, paper_id: str) -> list[ChunkRow]:
         """Every chunk of a paper, in text order."""

@@ -217,6 +217,20 @@ def question_parts(question: str) -> list[str]:
     return [f"{part}?" for part in parts]
 
 
+# Where a long question joins the things it says about one paper ("a model with zeroed weights, retrained while
+# imitating its original, using what share of tokens"): each clause is matched to the abstract on its own.
+_FACET_BREAK = re.compile(
+    r"[,;:?()]| - | \u2014 |\b(?:and|while|using|with|but|by|whose|which|that|when|where)\b", re.I
+)
+
+
+def question_facets(question: str) -> list[str]:
+    """The clauses of a question that say something on their own (three words or more), for ranking papers by
+    how many of them one of the paper's sentences matches; none when there are fewer than two."""
+    facets = [piece.strip() for piece in _FACET_BREAK.split(question) if len(piece.split()) >= 3]
+    return facets if len(facets) >= 2 else []
+
+
 def is_follow_up(question: str) -> bool:
     """Whether the question points back at the conversation ("and which of them ...?")."""
     return bool(_FOLLOW_UP.search(question))
@@ -236,6 +250,7 @@ class Asked:
     wanted: frozenset[str]  # stems of what it asks for (asked_for)
     terms: tuple[str, ...]  # technical names it uses (named_terms)
     parts: tuple[str, ...]  # the parts of a compound question, or the question alone (question_parts)
+    facets: tuple[str, ...]  # its clauses, each matched to the papers' sentences in ranking (question_facets)
     follow_up: bool  # points back at the conversation (is_follow_up)
 
     @property
@@ -296,6 +311,7 @@ def read(question: str) -> Asked:
         wanted=frozenset(asked_for(question)),
         terms=tuple(named_terms(question)),
         parts=tuple(question_parts(question)),
+        facets=tuple(question_facets(question)),
         follow_up=is_follow_up(question),
     )
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.citations import with_markers
-from rag.templates import LEAD_PHRASE, NAMED_PHRASE
+from rag.templates import CLOSE_PHRASE, LEAD_PHRASE, NAMED_PHRASE
 from rag.text import INTRODUCING, sentences
 from rag.types import Paper
 
@@ -148,6 +148,15 @@ def lead_sentence(cited: Sequence[tuple[int, Paper]], names: Sequence[str] | Non
     listed = ["an untitled paper" if name == UNTITLED else name for name in given]
     listing = ", ".join(listed[:-1]) + f" and {listed[-1]}"
     return with_markers(f"{LEAD_PHRASE} {listing}.", [number for number, _ in cited])
+
+
+def close_sentence(cited: Sequence[tuple[int, Paper]]) -> str:
+    """The sentence that opens an answer whose first two papers the ranking cannot tell apart, naming both with
+    their markers ("Two papers fit the question: SliceGPT [1] and “Trained Rank Pruning …” [2].")."""
+    names = ["an untitled paper" if (name := short_name(paper)) == UNTITLED else name for _, paper in cited]
+    return " and ".join(with_markers(name, [n]) for name, (n, _) in zip(names, cited, strict=True)).join(
+        (f"{CLOSE_PHRASE} ", ".")
+    )
 
 
 def named_sentence(number: int, paper: Paper) -> str | None:

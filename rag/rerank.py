@@ -20,14 +20,12 @@ from rag.types import Passage
 # How many of the best passages are reread at most: each costs the model one pass over an abstract (about 2 s on
 # 2 cores).
 DEPTH = 5
-# Of those, only the papers whose retrieval score comes within MARGIN of the best one's are reread, and none when
-# no other paper does: the smallest margin at which, on the tuning half of the development questions, reranking
-# puts the gold paper first as often as rereading all five does (eval/fit_rerank.py), with 1.9 abstracts read
-# per question instead of 5.
-MARGIN = 0.15
+# Of those, only the papers whose ranking score comes within MARGIN of the best one's are reread, and none when no
+# other paper does. Fitted with WEIGHT by cross-validation on the tuning half (eval/fit_rerank.py).
+MARGIN = 0.1
 # A passage's new score: its retrieval score plus WEIGHT times the question's mean log-probability per token.
 # Fitted by cross-validation on the tuning half of the development questions (eval/fit_rerank.py).
-WEIGHT = 1.3
+WEIGHT = 1.0
 # What the model reads of each paper where reading a prompt is slow: its title and the abstract's READ_SENTENCES
 # sentences that best match the question, in the abstract's order (2.5 times fewer tokens than the whole abstract).
 # On the development and independent questions the whole abstract ranks the gold paper first more often (0.882 /
@@ -102,20 +100,22 @@ def rerank(
     reading: Callable[[int], None] | None = None,
     embedder: Embedder | None = None,
     sentences: int | None = None,
+    margin: float = MARGIN,
+    weight: float = WEIGHT,
 ) -> list[Passage]:
-    """`passages` with their contenders (the first, up to `depth`, within MARGIN of the best) reordered by
+    """`passages` with their contenders (the first, up to `depth`, within `margin` of the best) reordered by
     retrieval score plus WEIGHT × query likelihood: each gets that sum as its `score` (shifted so that the best one
     keeps the best retrieval score) and its likelihood as `rerank`. The rest follow as they were. `reading` is
     told how many abstracts the model rereads, before it does; with `sentences` and an `embedder` the model reads
     each paper's title and best sentences (`readings`), else its title and whole abstract."""
-    count = contenders([p.score for p in passages], depth)
+    count = contenders([p.score for p in passages], depth, margin)
     head, tail = passages[:count], passages[count:]
     if not head:
         return passages
     if reading is not None:
         reading(count)
     values = likelihoods(question, readings(question, head, embedder, sentences), model)
-    totals = [combined(p.score, value) for p, value in zip(head, values, strict=True)]
+    totals = [combined(p.score, value, weight) for p, value in zip(head, values, strict=True)]
     # The new scores keep the best retrieval score as their top, so that what weighs the evidence by the best
     # score (the decline model) reads the same scale, while the gaps below it are the reranker's.
     shift = max(p.score for p in head) - max(totals)

@@ -17,11 +17,12 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.chunking import paper_text
 from rag.config import Settings
 from rag.corpus import merge_paper
 from rag.errors import StoreError
@@ -30,7 +31,8 @@ from rag.types import Chunk, Paper, PaperRecord
 from rag.writers import Lease
 
 # 2: chunks carry every category their paper is listed under (`categories`), for filters on cross-lists.
-SCHEMA_VERSION = 2
+# 3: a paper's vector is its title and abstract embedded whole, no longer the mean of its chunks' vectors.
+SCHEMA_VERSION = 3
 _PAGE = 2000
 # The HNSW index of new collections (benchmarks/hnsw.py; docs/benchmarks.md). Chroma's defaults (16 neighbours,
 # construction and search ef 100) find 0.22 of the true 10 nearest among 100k random vectors. The search ef is
@@ -57,10 +59,11 @@ class StoredPaper:
 
 @dataclass(frozen=True)
 class PaperWrite(StoredPaper):
-    """A paper to store with its chunks and one vector per chunk."""
+    """A paper to store with its chunks, one vector per chunk, and the vector of its whole text."""
 
     chunks: list[Chunk]
     vectors: list[list[float]]
+    whole: list[float]
 
 
 def paper_fields(paper: Paper) -> dict[str, Any]:
@@ -188,14 +191,19 @@ class Store:
             raise StoreError(f"cannot reopen the Chroma store in {self.path}: {exc}") from exc
         self._client = client
 
-    def upgrade(self) -> int:
-        """Bring a store written by an earlier version to this one's chunk fields (metadata only: no chunk is
-        embedded again); the number of papers whose chunks were rewritten. Called by an ingest, under its lock."""
+    def upgrade(self, embed: Callable[[list[str]], list[list[float]]]) -> int:
+        """Bring a store written by an earlier version to this one: its chunk fields (metadata only), and each
+        paper's vector as its whole text embedded by `embed` (a paper's chunks are not embedded again); the
+        number of papers rewritten. Called by an ingest, under its lock."""
         if self.schema >= SCHEMA_VERSION:
             return 0
         done = 0
         for page in self.stored_pages():
-            self.update(page, papers=False)
+            if self.schema < 2:
+                self.update(page, papers=False)
+            if self.schema < 3:
+                vectors = embed([paper_text(item.paper) for item in page])
+                self._call(self._papers.update, ids=[item.paper.paper_id for item in page], embeddings=vectors)
             done += len(page)
         kept = {k: v for k, v in (self._papers.metadata or {}).items() if not k.startswith("hnsw:")}
         self._call(self._papers.modify, metadata={**kept, "schema": SCHEMA_VERSION})
@@ -299,8 +307,23 @@ class Store:
             for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)
         ]
 
+    def query_papers(self, vector: Sequence[float], n: int) -> list[tuple[str, float]]:
+        """The `n` committed papers whose whole text is nearest to `vector`, as (paper id, cosine similarity), best
+        first."""
+        total = self.count_papers()
+        if total == 0 or n <= 0:
+            return []
+        found = self._call(
+            self._papers.query,
+            "search",
+            query_embeddings=[list(vector)],
+            n_results=min(n, total),
+            include=["distances"],
+        )
+        return [(pid, 1.0 - distance) for pid, distance in zip(found["ids"][0], found["distances"][0], strict=True)]
+
     def paper_vectors(self, paper_ids: Sequence[str]) -> dict[str, list[float]]:
-        """The vectors (the unit mean of its chunks' vectors) of the given committed papers, by paper id."""
+        """The vectors of the given committed papers (their title and abstract embedded whole), by paper id."""
         return self._vectors("_papers", paper_ids)
 
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
@@ -396,7 +419,7 @@ class Store:
             self._papers.upsert,
             ids=[item.paper.paper_id for item in writes],
             documents=[item.paper.abstract for item in writes],
-            embeddings=[_mean(item.vectors) for item in writes],
+            embeddings=[item.whole for item in writes],
             metadatas=[self._paper_record(item) for item in writes],
         )
 
@@ -457,15 +480,6 @@ class Store:
         except Exception:
             return False
         return True
-
-
-def _mean(vectors: Sequence[Sequence[float]]) -> list[float]:
-    """Unit-length mean of unit vectors: the paper's vector, for paper-level search."""
-    import numpy as np
-
-    total = np.asarray(vectors, dtype=np.float64).sum(axis=0)
-    norm = float(np.linalg.norm(total)) or 1.0
-    return (total / norm).tolist()
 
 
 def _embedded_client(path: Path) -> Any:

@@ -15,6 +15,8 @@ ABSTAIN_PHRASE = "The abstracts in this collection do not answer this question."
 HEDGE_PHRASE = "The abstracts here may not state exactly this; the closest passages say:"
 # The words that open the sentence listing the papers of an answer about several papers.
 LEAD_PHRASE = "These papers bear on the question:"
+# The words that open the sentence naming both papers when the ranking cannot tell which one the question means.
+CLOSE_PHRASE = "Two papers fit the question:"
 # The words that open the sentence naming the one paper a "which paper ...?" answer is about.
 NAMED_PHRASE = "The paper is"
 

@@ -172,8 +172,8 @@ class Passage(BaseModel):
     start: int
     end: int
     score: float = Field(
-        description="Fused relevance used for ranking; higher is better. When reranked, it includes the reranker's "
-        "judgement, with the best passage keeping the best retrieval score."
+        description="The paper's fused ranking score (rag.ranking.fusion); higher is better. When reranked, it "
+        "includes the reranker's judgement, with the best passage keeping the best ranking score."
     )
     dense: float = Field(description="Cosine similarity of the chunk to the question.")
     lexical: float = Field(description="BM25 score of the chunk, divided by the best BM25 score of the question.")
@@ -181,6 +181,11 @@ class Passage(BaseModel):
         default=None,
         description="When reranked: the mean log-probability per token of the question after the passage's paper "
         "(its title and whole abstract).",
+    )
+    signals: dict[str, float] = Field(
+        default_factory=dict,
+        description="Why its paper ranked where it did: each ranking signal's value (rag.ranking.signals), whose "
+        "weighted mean is `score`.",
     )
     expanded: bool = Field(
         default=False,

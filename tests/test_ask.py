@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import rag
+from rag import ranking
 from rag.api import Pipeline
 from rag.citations import parse_markers, split_answer
 from rag.confidence import CONFIDENT_AT
@@ -32,7 +33,7 @@ from rag.types import Answer
 from tests.conftest import quoted_from, run_rag
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
-LEAD = re.compile(r"^These papers bear on the question: ")
+LEAD = re.compile(r"^(These papers bear on the question|Two papers fit the question): ")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,9 @@ def test_a_question_about_several_papers_lists_each_paper_once(pipe: Pipeline) -
     listed = [answer.citations[m - 1].paper_id for m in lead.markers]
     assert len(set(listed)) == len(listed) >= 3 and {c.paper_id for c in answer.citations} == set(listed)
     assert "AdaMerging: Adaptive Model Merging for Multi-Task Learning" in cited_titles(answer)
-    assert len(answer.passages) >= 8  # questions about several papers look wider
+    # Questions about several papers look wider, and keep the papers that fit (rag.ranking.listed).
+    retrieved = [p for p in answer.passages if not p.expanded]
+    assert len(retrieved) >= 3 and all(ranking.listed(retrieved[0].score, p.score) for p in retrieved)
 
 
 def test_each_paper_of_a_several_paper_answer_is_described_by_what_it_does(pipe: Pipeline) -> None:
@@ -192,7 +195,7 @@ def test_each_paper_of_a_several_paper_answer_is_described_by_what_it_does(pipe:
     for passage in retrieved:
         chunks = {p.chunk_id for p in answer.passages if p.paper_id == passage.paper_id}
         assert len(chunks) == len(pipe.retriever.catalogue.lexical.paper_chunks(passage.paper_id))
-    assert len(retrieved) >= 8 and len(answer.passages) > len(retrieved)
+    assert len(retrieved) >= 3 and len(answer.passages) > len(retrieved)
 
     federated = pipe.ask("Which papers study federated learning, and how do they differ?")
     assert_well_formed(federated)

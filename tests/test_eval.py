@@ -137,6 +137,14 @@ def test_rag_eval_writes_reports_compares_and_resumes_from_its_cache(home: Path,
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 5 and "Failing questions" in html and "<script" not in html
     assert "| citation_recall |" in (out / "report.md").read_text()
+    # The ranking beside the baselines, on the same three questions about papers' content.
+    rankings = report["rankings"]
+    assert rankings["questions"] == 3
+    assert set(rankings) == {"questions", "ranking", "baseline dense", "baseline bm25", "baseline rrf"}
+    for name in ("ranking", "baseline dense", "baseline bm25", "baseline rrf"):
+        row = rankings[name]
+        assert 0 <= row["hit@1"] <= row["hit@5"] <= row["hit@10"] <= 1 and row["hit@1"] <= row["mrr"] <= 1
+    assert "| baseline dense |" in (out / "report.md").read_text()
 
     cached = list((home / "eval-cache").rglob("*.json"))  # this test's own home: only this run's answers
     assert sorted(path.name.rsplit("-", 1)[0] for path in cached) == ["q-a-001", "q-a-032", "q-b-005", "q-c-010",

@@ -32,7 +32,8 @@ def test_ingest_with_an_openai_embedding_model_stores_its_vectors_in_their_own_c
     calls = [r for r in endpoint.requests if r.path == "/v1/embeddings"]
     assert calls and all(r.body["model"] == "test-embed" for r in calls)
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in calls)
-    assert sum(len(r.body["input"]) for r in calls) == report.chunks_embedded
+    # every chunk's text, and every paper's title and abstract whole
+    assert sum(len(r.body["input"]) for r in calls) == report.chunks_embedded + report.new
     stats = rag.store_stats(settings)
     assert (stats.embedder, stats.papers) == ("openai:test-embed", 11)
     local = rag.store_stats(Settings(home=tmp_path / "home"))

@@ -114,14 +114,15 @@ class ExtractiveAnswerer:
 
 
 def _seconds(firsts: list[Sentence], ranked: list[Sentence]) -> dict[str, Sentence]:
-    """For each of `firsts` (a paper's sentence), the paper's next most relevant sentence that adds a name or a
-    number the first lacks, by paper: what the paper does, beside the sentence that says which paper it is."""
+    """For each of `firsts` (a paper's sentence), the paper's next most relevant sentence after it in the abstract
+    that adds a name or a number the first lacks, by paper: what the paper does, beside the sentence that says which
+    paper it is (what comes before that one sets the scene)."""
     out = {}
     for first in firsts:
         known = names(first.text) | numbers(first.text)
         for candidate in ranked:
             adds = (names(candidate.text) | numbers(candidate.text)) - known
-            if candidate.paper_id == first.paper_id and candidate.text != first.text and adds:
+            if candidate.paper_id == first.paper_id and candidate.order > first.order and adds:
                 out[first.paper_id] = candidate
                 break
     return out
