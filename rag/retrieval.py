@@ -5,16 +5,15 @@ best papers' abstracts.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from rag.catalogue import Catalogue
 from rag.embedding import Embedder
 from rag.filters import Filters
 from rag.question import read
-from rag.ranking import CANDIDATES, Ranker, Ranking
+from rag.ranking import CANDIDATES, Ranked, Ranker, Ranking
 from rag.store import Store
 from rag.types import Passage
 
@@ -96,14 +95,11 @@ class Retriever:
     ) -> list[Passage]:
         """The `k` best passages for `question`, one per paper in the ranking's order, put in a new order by
         `reorder` if given (a reranker); then, with `expand`, the remaining chunks of the first `expand` papers."""
-        where = self._where(filters)
-        if where is False:
-            return []
-        vector = self.embedder.embed_query(question)
-        passages = self._ranked(question, vector, k, filters, where if isinstance(where, dict) else None)
+        top = self.ranking(question, filters).papers[:k]
+        passages = self._passages(question, top)
         if reorder is not None:
             passages = reorder(passages)
-        return self.expand(vector, passages, expand) if expand else passages
+        return _expand(passages, {ranked.paper_id: ranked for ranked in top}, expand) if expand else passages
 
     def _where(self, filters: Filters | None) -> dict[str, Any] | bool | None:
         """The Chroma condition for `filters`: None when nothing is filtered, False when no paper passes."""
@@ -127,16 +123,8 @@ class Retriever:
             question, vector, search_text(question), filters, where if isinstance(where, dict) else None
         )
 
-    def _ranked(
-        self,
-        question: str,
-        vector: list[float],
-        k: int,
-        filters: Filters | None,
-        where: dict[str, Any] | None,
-    ) -> list[Passage]:
-        ranking = self.ranker.rank(question, vector, search_text(question), filters, where)
-        top = ranking.papers[:k]
+    def _passages(self, question: str, top: list[Ranked]) -> list[Passage]:
+        """One passage per ranked paper: its chunk that best matches the question."""
         chunk_ids = [row.chunk_id for ranked in top for row in ranked.chunks]
         lexical = self.catalogue.lexical.scores(search_text(question), chunk_ids)
         best_lexical = max(lexical.values(), default=0.0) or 1.0
@@ -164,46 +152,30 @@ class Retriever:
             )
         return passages
 
-    def expand(self, question_vector: Sequence[float], passages: list[Passage], papers: int = 2) -> list[Passage]:
-        """`passages` followed by the other chunks of its first `papers` papers, so that the answer can draw on
-        their whole abstracts; the added passages rank after the retrieved ones and keep their paper's score."""
-        seen = {p.chunk_id for p in passages}
-        top: list[Passage] = []
-        for passage in passages:
-            if passage.paper_id not in {t.paper_id for t in top}:
-                top.append(passage)
-            if len(top) == papers:
-                break
-        extra = [
-            (lead, chunk)
-            for lead in top
-            for chunk in self.catalogue.lexical.paper_chunks(lead.paper_id)
-            if chunk.chunk_id not in seen
-        ]
-        if not extra:
-            return passages
-        cosines = self._cosines(question_vector, [chunk.chunk_id for _, chunk in extra])
-        return passages + [
-            Passage(
-                chunk_id=chunk.chunk_id,
-                paper=lead.paper,
-                text=chunk.text,
-                start=chunk.start,
-                end=chunk.end,
-                score=lead.score,
-                dense=round(cosines.get(chunk.chunk_id, 0.0), 6),
-                lexical=0.0,
-                expanded=True,
-            )
-            for lead, chunk in sorted(extra, key=lambda item: (passages.index(item[0]), item[1].start))
-        ]
 
-    def _cosines(self, vector: Sequence[float], chunk_ids: list[str]) -> dict[str, float]:
-        if not chunk_ids:
-            return {}
-        return {cid: _dot(vector, vec) for cid, vec in self.store.vectors(chunk_ids).items()}
-
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    """Cosine similarity of two unit vectors."""
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+def _expand(passages: list[Passage], ranked: dict[str, Ranked], papers: int) -> list[Passage]:
+    """`passages` followed by the other chunks of its first `papers` papers, so that the answer can draw on their
+    whole abstracts; the added passages rank after the retrieved ones and keep their paper's score. Every passage's
+    paper is one the ranking read, with its chunks and their cosines to the question."""
+    seen = {p.chunk_id for p in passages}
+    top: list[Passage] = []
+    for passage in passages:
+        if passage.paper_id not in {t.paper_id for t in top}:
+            top.append(passage)
+        if len(top) == papers:
+            break
+    extra = [(lead, chunk) for lead in top for chunk in ranked[lead.paper_id].chunks if chunk.chunk_id not in seen]
+    return passages + [
+        Passage(
+            chunk_id=chunk.chunk_id,
+            paper=lead.paper,
+            text=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            score=lead.score,
+            dense=ranked[lead.paper_id].cosines[chunk.chunk_id],
+            lexical=0.0,
+            expanded=True,
+        )
+        for lead, chunk in sorted(extra, key=lambda item: (passages.index(item[0]), item[1].start))
+    ]

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from rag.catalogue import Catalogue
+from rag.chunking import paper_text
 from rag.embedding import Embedder
 from rag.filters import Filters
 from rag.lexical import ChunkRow, terms
 from rag.question import read
-from rag.ranking.fusion import close, fused
-from rag.ranking.signals import SIGNALS, Candidate, Keywords, signals
+from rag.ranking.fusion import fused
+from rag.ranking.signals import SIGNALS, Candidate, Keywords, signals, unit
 from rag.store import Store
 from rag.types import Paper
 
@@ -47,11 +48,6 @@ class Ranking:
     """The candidates of one question, best first."""
 
     papers: list[Ranked]
-
-    @property
-    def close(self) -> bool:
-        """Whether the first two papers are too near to choose between."""
-        return len(self.papers) >= 2 and close(self.papers[0].score, self.papers[1].score)
 
 
 class Ranker:
@@ -94,8 +90,8 @@ class Ranker:
             candidates.append(
                 Candidate(
                     paper_id=pid,
-                    text=f"{papers[pid].title or ''}\n{' '.join(row.text for row in chunks[pid])}",
-                    whole=np.asarray(whole[pid], dtype=np.float32) if pid in whole else _unit_mean(matrix),
+                    text=paper_text(papers[pid]),
+                    whole=np.asarray(whole[pid], dtype=np.float32) if pid in whole else unit(matrix.sum(axis=0)),
                     chunks=matrix,
                     sentences=np.stack([np.frombuffer(v, dtype=np.float16) for v in stored]).astype(np.float32)
                     if stored
@@ -147,9 +143,3 @@ class Ranker:
 def _paper_of(chunk_id: str) -> str:
     """The paper a chunk id belongs to (chunk ids are `<paper id>:<index>`)."""
     return chunk_id.rsplit(":", 1)[0]
-
-
-def _unit_mean(matrix: np.ndarray) -> np.ndarray:
-    total = matrix.sum(axis=0)
-    norm = float(np.linalg.norm(total))
-    return total / norm if norm else total
